@@ -1,0 +1,27 @@
+# The two set-up commands of the README: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+DEMO_SAMPLE ?= samples/heat2d.c
+
+.PHONY: demo test bench clean
+
+$(STAMP): pyproject.toml setup.cfg scripts/bootstrap-debian.sh
+	bash scripts/bootstrap-debian.sh
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+demo: $(STAMP)
+	$(VENV)/bin/offload analyze $(DEMO_SAMPLE)
+
+test: $(STAMP)
+	$(PY) -m pytest -q -p no:cacheprovider
+
+bench: $(STAMP)
+	$(PY) benchmarks/bench_analyze.py
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache .hypothesis

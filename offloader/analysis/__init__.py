@@ -1,0 +1,106 @@
+"""The loop analyzer: which `for` loops of a C program may run in parallel, and why.
+
+    result = analyze_program(BuildOptions(sources=("app.c",)))
+    result.to_json()      # the `offload analyze --json` contract (schema 1)
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from dataclasses import dataclass, field
+
+from pycparser import c_ast
+
+from ..buildopts import BuildOptions
+from ..frontend.parse import TranslationUnit, parse
+from ..frontend.preprocess import preprocess
+from ..frontend.sources import read_source
+from .ctypes_model import TypeTable, Variable
+from .effects import Summaries
+from .model import FunctionModel, FunctionWalker
+from .verdicts import FunctionAnalysis, LoopVerdict
+
+SCHEMA = 1
+
+
+@dataclass
+class AnalysisResult:
+    """Verdicts for every loop of a program, in source order, plus timings in seconds."""
+
+    main_file: str
+    verdicts: list[LoopVerdict]
+    timings: dict[str, float] = field(default_factory=dict)
+    selection: dict[int, tuple[bool, str]] = field(default_factory=dict)   # id -> (offload, why)
+
+    def to_json(self) -> dict:
+        return {"schema": SCHEMA, "file": self.main_file,
+                "loops": [self._loop_json(k, v) for k, v in enumerate(self.verdicts)]}
+
+    def _loop_json(self, index: int, v: LoopVerdict) -> dict:
+        ids = {verdict.loop.id: k for k, verdict in enumerate(self.verdicts)}
+        offload, why = self.selection.get(index, (v.verdict == "parallel", ""))
+        entry = {
+            "id": index, "file": v.loop.location.file, "line": v.loop.location.line,
+            "column": v.loop.location.column, "function": v.loop.function,
+            "var": v.header.var if v.header else None, "depth": v.loop.depth,
+            "parent": ids.get(v.loop.parent) if v.loop.parent is not None else None,
+            "verdict": v.verdict,
+            "reductions": [{"var": n, "op": op} for n, op in sorted(v.reductions.items())],
+            "conditions": ([{"kind": "no-alias", "vars": sorted(v.no_alias)}] if v.no_alias else []),
+            "reasons": list(v.reasons),
+            "private": sorted(v.private), "lastprivate": sorted(v.lastprivate),
+            "dependences": v.dependences, "hints": list(v.hints),
+            "trip": v.header.trip() if v.header else None,
+            "offload": offload,
+        }
+        if why:
+            entry["selection"] = why
+        return entry
+
+
+def _globals(ast: c_ast.FileAST, types: TypeTable) -> dict[str, Variable]:
+    found = {}
+    for node in ast.ext:
+        if isinstance(node, c_ast.Decl) and node.name and not isinstance(node.type, c_ast.FuncDecl):
+            found[node.name] = Variable(node.name, types.resolve(node.type), "global", None, node)
+    return found
+
+
+def analyze_program(options: BuildOptions) -> AnalysisResult:
+    """Preprocess, parse and analyse every source file of the program."""
+    timings = {"preprocess": 0.0, "parse": 0.0, "model": 0.0, "dependence": 0.0}
+    units: list[TranslationUnit] = []
+    for path in options.sources:
+        source = read_source(path)
+        started = time.perf_counter()
+        text = preprocess(path, options.preprocessor_flags())
+        timings["preprocess"] += time.perf_counter() - started
+        started = time.perf_counter()
+        units.append(parse(source, text))
+        timings["parse"] += time.perf_counter() - started
+
+    started = time.perf_counter()
+    loop_ids = itertools.count()
+    models: dict[str, FunctionModel] = {}
+    order: list[tuple[FunctionModel, set[str]]] = []
+    for unit in units:
+        types = TypeTable().collect(unit.ast)
+        globals_ = _globals(unit.ast, types)
+        for node in unit.ast.ext:
+            if isinstance(node, c_ast.FuncDef) and node.coord and node.coord.file == unit.source.path:
+                model = FunctionWalker(node, globals_, types, unit.location, loop_ids).run()
+                models[model.name] = model
+                order.append((model, types.enumerators))
+    timings["model"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    summaries = Summaries(models)
+    verdicts = []
+    for model, enumerators in order:
+        verdicts += FunctionAnalysis(model, summaries, enumerators).run()
+    verdicts.sort(key=lambda v: (options.sources.index(v.loop.location.file)
+                                 if v.loop.location.file in options.sources else 0,
+                                 v.loop.location.line, v.loop.location.column))
+    timings["dependence"] = time.perf_counter() - started
+    return AnalysisResult(options.sources[0], verdicts, timings)

@@ -1,0 +1,231 @@
+"""Exact dependence tests with ISL for the accesses of one loop.
+
+Two accesses to the same name conflict across iterations of loop L when some pair of
+iterations, with all enclosing loop variables equal and L's variable different, reaches
+the same element. Subscripts are affine in loop variables and in names that L does not
+change (parameters, left symbolic). Linearised subscripts such as `a[i*n + j]` are split
+into digits when the loop bounds prove each lower digit stays within its radix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import islpy as isl
+
+from .header import Header, bound_polys
+from .model import Loop, MemoryAccess
+from .poly import Poly, to_poly
+
+Resolver = Callable[[str, tuple[int, ...], Optional[MemoryAccess]], Optional[Poly]]
+# A symbol in a resolved polynomial: "L<id>" for a loop variable, "P_<name>" for a parameter.
+
+
+def loop_symbol(loop_id: int) -> str:
+    return f"L{loop_id}"
+
+
+@dataclass(frozen=True)
+class Subscripts:
+    """An access with its index components as affine digit lists (None where unknown)."""
+
+    access: MemoryAccess
+    shape: tuple                        # per component: "field:<name>" or "index"
+    digits: tuple[Optional[tuple[Poly, ...]], ...]
+
+
+@dataclass(frozen=True)
+class Conflict:
+    first: MemoryAccess                 # the access in the earlier iteration
+    second: MemoryAccess                # the access in the later iteration
+    witness: Optional[tuple[int, int]]  # values of the loop variable in the two iterations
+    why: str = ""                       # set when the conflict is assumed, not proven
+
+
+class DependenceTester:
+    """Builds and tests ISL sets for the accesses of one loop L."""
+
+    def __init__(self, loop: Loop, loops: dict[int, Loop], headers: dict[int, Header],
+                 resolve: Resolver):
+        self.loop = loop
+        self.loops = loops
+        self.headers = headers
+        self.resolve = resolve
+        self._domains: dict[tuple[int, ...], list[str]] = {}
+
+    # ---- subscripts --------------------------------------------------------------------
+    def subscripts(self, accesses: list[MemoryAccess]) -> list[Subscripts]:
+        """Resolve and, where needed, delinearise the subscripts of accesses to one name."""
+        raw = []
+        for access in accesses:
+            shape, polys = [], []
+            for comp in access.components:
+                if comp.field is not None:
+                    shape.append(f"field:{comp.field}")
+                    polys.append(None)
+                else:
+                    shape.append("index")
+                    polys.append(to_poly(comp.index, lambda n, a=access: self.resolve(n, a.chain, a)))
+            raw.append((access, tuple(shape), polys))
+        width = max((len(s) for _, s, _ in raw), default=0)
+        digit_lists: list[list] = [[None] * len(s) for _, s, _ in raw]
+        for position in range(width):
+            column = [(k, polys[position]) for k, (_, shape, polys) in enumerate(raw)
+                      if position < len(shape) and shape[position] == "index"]
+            split = self._delinearise([p for _, p in column], [raw[k][0] for k, _ in column])
+            for (k, _), digits in zip(column, split):
+                digit_lists[k][position] = digits
+        return [Subscripts(access, shape, tuple(d)) for (access, shape, _), d in zip(raw, digit_lists)]
+
+    def _delinearise(self, polys: list[Optional[Poly]], accesses: list[MemoryAccess]):
+        """Per access: a tuple of affine digits for this index position, or None."""
+        if all(p is not None and p.is_affine() for p in polys):
+            return [(p,) for p in polys]
+        groups = [_group_by_stride(p) if p is not None else None for p in polys]
+        strides = {s for g in groups if g for s in g} | {()}
+        chain = sorted(strides, key=len, reverse=True)
+        radices = []
+        for bigger, smaller in zip(chain, chain[1:]):
+            rest = list(bigger)
+            for symbol in smaller:
+                if symbol not in rest:
+                    return [(p,) if p is not None and p.is_affine() else None for p in polys]
+                rest.remove(symbol)
+            if len(rest) != 1:
+                return [(p,) if p is not None and p.is_affine() else None for p in polys]
+            radices.append(Poly.symbol(rest[0]))
+        out = []
+        for group, access in zip(groups, accesses):
+            if group is None:
+                out.append(None)
+                continue
+            digits = tuple(group.get(s, Poly.const(0)) for s in chain)
+            ok = all(self._within(access, d, r) for d, r in zip(digits[1:], radices))
+            out.append(digits if ok else None)
+        return out
+
+    def _within(self, access: MemoryAccess, digit: Poly, radix: Poly) -> bool:
+        """Whether 0 <= digit < radix holds at every iteration that executes `access`."""
+        names = _Names()
+        dims = [loop_symbol(i) for i in access.chain]
+        dim_of = {loop_symbol(i): loop_symbol(i) for i in access.chain}
+        constraints = self._domain(access.chain, names, dim_of)
+        rename = lambda s: dim_of.get(s) or names.rename(s)  # noqa: E731
+        d, r = digit.isl(rename), radix.isl(rename)
+        text = f"{names.params_decl()} {{ [{', '.join(dims)}] : {' and '.join(constraints + [f'({d} < 0 or {d} >= {r})'])} }}"
+        return isl.Set(text).is_empty()
+
+    # ---- domains -----------------------------------------------------------------------
+    def _domain(self, chain: tuple[int, ...], names: "_Names", dim_of: dict[str, str]) -> list[str]:
+        """ISL constraints for the iterations of the loops in `chain` (bounds it cannot
+        express are left out, which only adds iterations and so stays safe)."""
+        constraints = ["1 = 1"]
+        for position, loop_id in enumerate(chain):
+            header = self.headers.get(loop_id)
+            if header is None:
+                continue
+            outer = chain[:position]
+            resolve = lambda n, c=outer: self.resolve(n, c, None)  # noqa: E731
+            var = dim_of[loop_symbol(loop_id)]
+            start = to_poly(header.start, resolve)
+            lower, upper = bound_polys(header, resolve)
+            rename = lambda s: dim_of.get(s) or names.rename(s)  # noqa: E731
+            if lower is not None and lower.is_affine():
+                constraints.append(f"{var} >= {lower.isl(rename)}")
+            if upper is not None and upper.is_affine():
+                constraints.append(f"{var} <= {upper.isl(rename)}")
+            if abs(header.step) > 1 and start is not None and start.is_affine():
+                constraints.append(f"exists (e{loop_id}_{var} : {var} = {start.isl(rename)} + "
+                                   f"{abs(header.step) if header.step > 0 else header.step}*e{loop_id}_{var}"
+                                   f" and e{loop_id}_{var} >= 0)")
+        return constraints
+
+    # ---- the test ----------------------------------------------------------------------
+    def conflict(self, one: Subscripts, two: Subscripts) -> Optional[Conflict]:
+        """A proven or assumed cross-iteration conflict between two accesses, or None."""
+        equalities = []
+        for position in range(min(len(one.shape), len(two.shape))):
+            kind_one, kind_two = one.shape[position], two.shape[position]
+            if kind_one.startswith("field:") and kind_two.startswith("field:") and kind_one != kind_two:
+                return None           # two different members of a struct never overlap
+            if kind_one != kind_two:
+                return Conflict(one.access, two.access, None,
+                                f"`{one.access.text}` and `{two.access.text}` reach the same memory in different shapes")
+            if kind_one != "index":
+                continue
+            d1, d2 = one.digits[position], two.digits[position]
+            if d1 is None or d2 is None or len(d1) != len(d2):
+                bad = one.access if d1 is None else two.access
+                return Conflict(one.access, two.access, None,
+                                f"the subscript of `{bad.text}` ({bad.location}) is not affine in the loop variables")
+            equalities.append((d1, d2))
+        outer = self.loop.chain[:-1]
+        names = _Names()
+        shared = {loop_symbol(i): names.dim(f"o{k}") for k, i in enumerate(outer)}
+        first = dict(shared, **{loop_symbol(self.loop.id): names.dim("x1")})
+        second = dict(shared, **{loop_symbol(self.loop.id): names.dim("x2")})
+        inner_one = one.access.chain[len(self.loop.chain):]
+        inner_two = two.access.chain[len(self.loop.chain):]
+        first.update({loop_symbol(i): names.dim(f"a{k}") for k, i in enumerate(inner_one)})
+        second.update({loop_symbol(i): names.dim(f"b{k}") for k, i in enumerate(inner_two)})
+        constraints = self._domain(one.access.chain, names, first) + self._domain(two.access.chain, names, second)
+        for d1, d2 in equalities:
+            for p1, p2 in zip(d1, d2):
+                constraints.append(f"{p1.isl(lambda s: first.get(s) or names.rename(s))} = "
+                                   f"{p2.isl(lambda s: second.get(s) or names.rename(s))}")
+        dims = list(dict.fromkeys(list(shared.values()) + ["x1", "x2"] + list(first.values()) + list(second.values())))
+        body = " and ".join(constraints)
+        for order in ("x1 < x2", "x1 > x2"):
+            if order == "x1 > x2" and one.access is two.access:
+                break
+            text = f"{names.params_decl()} {{ [{', '.join(dims)}] : {body} and {order} }}"
+            found = isl.Set(text)
+            if not found.is_empty():
+                witness = _witness(found, dims.index("x1"), dims.index("x2"))
+                if order == "x1 < x2":
+                    return Conflict(one.access, two.access, witness)
+                return Conflict(two.access, one.access, witness[::-1] if witness else None)
+        return None
+
+
+def _witness(found: isl.Set, i1: int, i2: int) -> Optional[tuple[int, int]]:
+    try:
+        point = found.sample_point()
+        return (point.get_coordinate_val(isl.dim_type.set, i1).to_python(),
+                point.get_coordinate_val(isl.dim_type.set, i2).to_python())
+    except Exception:  # noqa: BLE001 - a witness only decorates the message
+        return None
+
+
+def _group_by_stride(poly: Poly) -> Optional[dict[tuple[str, ...], Poly]]:
+    """Split `i*n + j` into {("P_n",): i, (): j}; None if a term multiplies loop variables."""
+    groups: dict[tuple[str, ...], Poly] = {}
+    for monomial, coeff in poly.terms:
+        loops = [s for s in monomial if s.startswith("L")]
+        params = tuple(s for s in monomial if not s.startswith("L"))
+        if len(loops) > 1:
+            return None
+        term = Poly.const(coeff) if not loops else Poly.symbol(loops[0]).scale(coeff)
+        groups[params] = groups.get(params, Poly.const(0)) + term
+    return groups
+
+
+class _Names:
+    """ISL-safe names: set dimensions as given, parameters prefixed."""
+
+    def __init__(self):
+        self.params: dict[str, str] = {}
+        self.dims: list[str] = []
+
+    def dim(self, name: str) -> str:
+        self.dims.append(name)
+        return name
+
+    def rename(self, symbol: str) -> str:
+        if symbol.startswith("P_"):
+            return self.params.setdefault(symbol, "p_" + symbol[2:])
+        raise KeyError(symbol)
+
+    def params_decl(self) -> str:
+        return f"[{', '.join(self.params.values())}] ->"

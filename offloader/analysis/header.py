@@ -1,0 +1,94 @@
+"""Recognise canonical `for` headers: one integer variable, an affine-able start and end,
+a constant step. Only such loops can be offloaded; others are reported and left alone."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+from pycparser import c_ast, c_generator
+
+from .poly import to_poly, Poly
+
+_GEN = c_generator.CGenerator()
+_FLIP = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "!=": "!="}
+
+
+@dataclass(frozen=True)
+class Header:
+    var: str
+    start: c_ast.Node
+    end: c_ast.Node
+    step: int
+    inclusive: bool
+    declares_var: bool
+
+    def trip(self) -> dict:
+        """The JSON `trip` object: var runs from start by step while var < end (or <=, >, >=)."""
+        return {"start": _GEN.visit(self.start), "end": _GEN.visit(self.end),
+                "end_inclusive": self.inclusive, "step": self.step}
+
+
+def _init(node: c_ast.Node) -> Optional[tuple[str, c_ast.Node, bool]]:
+    if isinstance(node, c_ast.Assignment) and node.op == "=" and isinstance(node.lvalue, c_ast.ID):
+        return node.lvalue.name, node.rvalue, False
+    if isinstance(node, c_ast.DeclList) and len(node.decls) == 1 and node.decls[0].init is not None:
+        decl = node.decls[0]
+        if isinstance(decl.type, c_ast.TypeDecl):
+            return decl.name, decl.init, True
+    return None
+
+
+def _constant(node: c_ast.Node) -> Optional[int]:
+    poly = to_poly(node, lambda name: None)
+    return poly.constant_value() if poly is not None else None
+
+
+def _step(node: c_ast.Node, var: str) -> Optional[int]:
+    if isinstance(node, c_ast.UnaryOp) and isinstance(node.expr, c_ast.ID) and node.expr.name == var:
+        return {"++": 1, "p++": 1, "--": -1, "p--": -1}.get(node.op)
+    if isinstance(node, c_ast.Assignment) and isinstance(node.lvalue, c_ast.ID) and node.lvalue.name == var:
+        if node.op in ("+=", "-="):
+            value = _constant(node.rvalue)
+            return None if value is None else (value if node.op == "+=" else -value)
+        rhs = node.rvalue
+        if node.op == "=" and isinstance(rhs, c_ast.BinaryOp) and rhs.op in ("+", "-"):
+            if isinstance(rhs.left, c_ast.ID) and rhs.left.name == var:
+                value = _constant(rhs.right)
+                return None if value is None else (value if rhs.op == "+" else -value)
+            if rhs.op == "+" and isinstance(rhs.right, c_ast.ID) and rhs.right.name == var:
+                return _constant(rhs.left)
+    return None
+
+
+def parse_header(loop: c_ast.For) -> tuple[Optional[Header], Optional[str]]:
+    """(header, None) for a canonical loop, else (None, why not)."""
+    init = _init(loop.init) if loop.init is not None else None
+    if init is None:
+        return None, "the loop header does not start by setting one loop variable"
+    var, start, declares = init
+    cond = loop.cond
+    if not (isinstance(cond, c_ast.BinaryOp) and cond.op in _FLIP):
+        return None, "the loop condition is not a simple bound on the loop variable"
+    if isinstance(cond.left, c_ast.ID) and cond.left.name == var:
+        op, end = cond.op, cond.right
+    elif isinstance(cond.right, c_ast.ID) and cond.right.name == var:
+        op, end = _FLIP[cond.op], cond.left
+    else:
+        return None, f"the loop condition does not bound `{var}` directly"
+    step = _step(loop.next, var) if loop.next is not None else None
+    if not step:
+        return None, f"`{var}` does not advance by a constant step"
+    if op == "!=" and abs(step) == 1:
+        op = "<" if step > 0 else ">"
+    if (op in ("<", "<=") and step < 0) or (op in (">", ">=") and step > 0) or op == "!=":
+        return None, f"the bound on `{var}` does not match its step direction"
+    return Header(var, start, end, step, op in ("<=", ">="), declares), None
+
+
+def bound_polys(header: Header, resolve) -> tuple[Optional[Poly], Optional[Poly]]:
+    """Lower and upper inclusive bounds as polynomials (None where not polynomial)."""
+    start, end = to_poly(header.start, resolve), to_poly(header.end, resolve)
+    if end is not None and not header.inclusive:
+        end = end - Poly.const(1) if header.step > 0 else end + Poly.const(1)
+    return (start, end) if header.step > 0 else (end, start)

@@ -1,0 +1,263 @@
+"""Decide one loop's verdict from the model: not-offloadable, sequential or parallel."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from typing import Optional
+
+from pycparser import c_ast
+
+from .dependence import Conflict, DependenceTester, loop_symbol
+from .effects import Summaries
+from .header import Header, parse_header
+from .model import Call, FunctionModel, Loop, MemoryAccess, ScalarAccess, Transfer
+from .pointers import PointsTo
+from .poly import Poly, to_poly
+from .scalars import classify_scalars, dominates
+
+
+@dataclass
+class LoopVerdict:
+    loop: Loop
+    header: Optional[Header]
+    verdict: str
+    reasons: list[str] = field(default_factory=list)
+    reductions: dict[str, str] = field(default_factory=dict)
+    private: set[str] = field(default_factory=set)
+    lastprivate: set[str] = field(default_factory=set)
+    no_alias: set[str] = field(default_factory=set)
+    dependences: list[dict] = field(default_factory=list)
+    hints: list[str] = field(default_factory=list)
+
+
+class FunctionAnalysis:
+    """Verdicts for every loop of one function."""
+
+    def __init__(self, model: FunctionModel, summaries: Summaries, enumerators: set[str]):
+        self.model = model
+        self.summaries = summaries
+        self.enumerators = enumerators
+        self.loops = {loop.id: loop for loop in model.loops}
+        self.headers: dict[int, Header] = {}
+        self.header_problems: dict[int, str] = {}
+        for loop in model.loops:
+            header, problem = parse_header(loop.node)
+            if header is not None:
+                self.headers[loop.id] = header
+            else:
+                self.header_problems[loop.id] = problem
+        self.points = PointsTo(model)
+
+    def run(self) -> list[LoopVerdict]:
+        return [self.decide(loop) for loop in self.model.loops]
+
+    # ---- one loop ----------------------------------------------------------------------
+    def decide(self, loop: Loop) -> LoopVerdict:
+        events = self.model.events_in(loop)
+        header = self.headers.get(loop.id)
+        result = LoopVerdict(loop, header, "not-offloadable")
+        result.reasons = self._blockers(loop, header, events)
+        if result.reasons:
+            return result
+        scalars = classify_scalars(self.model, loop, header.var, events)
+        result.private, result.lastprivate = scalars.private, scalars.lastprivate
+        result.reductions = scalars.reductions
+        reasons = list(scalars.carried)
+        written = {e.name for e in events if isinstance(e, ScalarAccess) and e.write}
+        reasons += self._memory(loop, events, written, result)
+        if reasons:
+            result.verdict, result.reasons = "sequential", reasons
+            result.reductions = {}
+            result.no_alias = set()
+            return result
+        result.verdict = "parallel"
+        for name in sorted(result.lastprivate):
+            result.hints.append(f"`{name}` is read after the loop: the value of the last iteration is kept")
+        if result.no_alias:
+            params = sorted(n for n in result.no_alias
+                            if (v := self.model.variables.get(n)) and v.storage == "param")
+            if params and len(params) == len(result.no_alias):
+                result.hints.append(f"add `restrict` to {' and '.join(params)} to drop the run-time check")
+            else:
+                result.hints.append("the run-time check compares the address ranges of "
+                                    + ", ".join(sorted(result.no_alias)))
+        return result
+
+    def _blockers(self, loop: Loop, header: Optional[Header], events) -> list[str]:
+        """Reasons the loop cannot be offloaded at all (empty when it can be analysed)."""
+        if header is None:
+            return [self.header_problems[loop.id]]
+        reasons = []
+        bound_names = _names_in(header.end) | _names_in(header.start)
+        for event in events:
+            if isinstance(event, ScalarAccess) and event.write:
+                if event.name == header.var and len(event.path) > len(loop.path):
+                    reasons.append(f"the loop variable `{header.var}` is changed inside the loop at {event.location}")
+                elif event.name in bound_names - {header.var} and event.name not in loop.declared_inside:
+                    reasons.append(f"`{event.name}`, used in the loop bound, is changed inside the loop at {event.location}")
+            elif isinstance(event, Transfer):
+                if event.kind == "break" and event.target == loop.id:
+                    reasons.append(f"`break` at {event.location} leaves this loop early")
+                elif event.kind == "return":
+                    reasons.append(f"`return` at {event.location} leaves the function from inside the loop")
+                elif event.kind == "goto":
+                    reasons.append(f"`goto` at {event.location} jumps inside or out of the loop")
+            elif isinstance(event, Call):
+                summary = self.summaries.of(event.name)
+                if not summary.pure:
+                    reasons.append(f"{summary.impure} at {event.location}")
+        return list(dict.fromkeys(reasons))
+
+    # ---- memory ------------------------------------------------------------------------
+    def _memory(self, loop: Loop, events, written_scalars: set[str], result: LoopVerdict) -> list[str]:
+        accesses = [e for e in events if isinstance(e, MemoryAccess)]
+        accesses += self._call_reads(events)
+        by_base: dict[Optional[str], list[MemoryAccess]] = {}
+        for access in accesses:
+            by_base.setdefault(access.base, []).append(access)
+        any_write = any(a.write for a in accesses)
+        reasons = []
+        for access in accesses:
+            if access.base is None and (access.write or any_write):
+                reasons.append(f"`{access.text}` at {access.location} reaches memory the analysis cannot name")
+            elif access.through_loaded_pointer and any_write:
+                reasons.append(f"`{access.text}` at {access.location} goes through a pointer loaded from "
+                               "memory, which may point anywhere another iteration writes")
+            elif access.base in written_scalars and any_write:
+                reasons.append(f"`{access.text}` at {access.location} goes through pointer `{access.base}`, "
+                               "which changes inside the loop")
+        if reasons:
+            return list(dict.fromkeys(reasons))
+        tester = DependenceTester(loop, self.loops, self.headers,
+                                  lambda n, c, a: self._resolve(loop, written_scalars, n, c, a))
+        for base, group in sorted(by_base.items(), key=lambda item: str(item[0])):
+            if not any(a.write for a in group):
+                continue
+            subs = tester.subscripts(_dedupe(group))
+            for one, two in itertools.combinations_with_replacement(subs, 2):
+                if not (one.access.write or two.access.write):
+                    continue
+                conflict = tester.conflict(one, two)
+                if conflict is not None:
+                    reasons.append(_describe(base, conflict, self.headers[loop.id].var))
+                    result.dependences.append(_dependence_json(base, conflict))
+                    break
+        written_bases = {a.base for a in accesses if a.write}
+        for x, y in itertools.combinations(sorted(by_base), 2):
+            if (x in written_bases or y in written_bases) and self.points.may_alias(x, y):
+                result.no_alias.update((x, y))
+        return reasons
+
+    def _call_reads(self, events) -> list[MemoryAccess]:
+        """Pure user functions read memory through their pointer arguments: model each such
+        argument as a read of the whole object (no subscripts, so it conflicts with any write)."""
+        reads = []
+        for event in events:
+            if not isinstance(event, Call):
+                continue
+            summary = self.summaries.of(event.name)
+            for index in sorted(summary.reads_params):
+                if index < len(event.args):
+                    root = _root_name(event.args[index])
+                    reads.append(MemoryAccess(event.seq, event.chain, event.path, event.location, False,
+                                              root, (), False, True, f"{event.name}(...) reading its argument {index + 1}",
+                                              root is None))
+            for name in sorted(summary.reads_globals):
+                reads.append(MemoryAccess(event.seq, event.chain, event.path, event.location, False,
+                                          name, (), False, True, f"{event.name}(...) reading `{name}`"))
+        return reads
+
+    # ---- symbols -----------------------------------------------------------------------
+    def _resolve(self, loop: Loop, written: set[str], name: str, chain: tuple[int, ...],
+                 at: Optional[MemoryAccess], depth: int = 0) -> Optional[Poly]:
+        """Polynomial meaning of `name` inside loop `loop` at an access (see dependence.py)."""
+        for loop_id in reversed(chain):
+            header = self.headers.get(loop_id)
+            if header is not None and header.var == name:
+                return Poly.symbol(loop_symbol(loop_id))
+        if name in self.enumerators and name not in self.model.variables:
+            return Poly.symbol("P_" + name)
+        variable = self.model.variables.get(name)
+        if variable is None or variable.ctype.kind != "scalar":
+            return None
+        if name not in written and name not in loop.declared_inside:
+            return Poly.symbol("P_" + name)
+        if at is None or depth > 8:
+            return None
+        defs = [e for e in self.model.events_in(loop) if isinstance(e, ScalarAccess) and e.name == name and e.write]
+        if len(defs) != 1 or defs[0].definition is None or not dominates(defs[0], at):
+            return None
+        definition = defs[0]
+        return to_poly(definition.definition,
+                       lambda n: self._resolve(loop, written, n, definition.chain, definition, depth + 1))
+
+
+def _dedupe(accesses: list[MemoryAccess]) -> list[MemoryAccess]:
+    seen, out = set(), []
+    for access in accesses:
+        key = (access.text, access.chain, access.write, access.read)
+        if key not in seen:
+            seen.add(key)
+            out.append(access)
+    return out
+
+
+def _names_in(node: c_ast.Node) -> set[str]:
+    found = set()
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, c_ast.ID):
+            found.add(current.name)
+        stack.extend(child for _, child in current.children())
+    return found
+
+
+def _root_name(node: c_ast.Node) -> Optional[str]:
+    while True:
+        if isinstance(node, c_ast.ID):
+            return node.name
+        if isinstance(node, (c_ast.ArrayRef, c_ast.StructRef)):
+            node = node.name
+        elif isinstance(node, c_ast.UnaryOp) and node.op in ("&", "*"):
+            node = node.expr
+        elif isinstance(node, c_ast.BinaryOp) and node.op in ("+", "-"):
+            node = node.left
+        elif isinstance(node, c_ast.Cast):
+            node = node.expr
+        else:
+            return None
+
+
+def _kind(first: MemoryAccess, second: MemoryAccess) -> str:
+    if first.write and second.read:
+        return "flow"
+    if first.read and second.write:
+        return "anti"
+    return "output"
+
+
+def _describe(base: Optional[str], conflict: Conflict, var: str) -> str:
+    one, two = conflict.first, conflict.second
+    if conflict.witness is None:
+        return f"`{base}` may be carried across iterations: {conflict.why}"
+    i1, i2 = conflict.witness
+    kind = _kind(one, two)
+    article = "an" if kind[0] in "ao" else "a"
+    what = "writes" if one.write else "reads"
+    then = "reads" if kind == "flow" else "writes"
+    return (f"`{base}` carries {article} {kind} dependence: iteration {var}={i1} {what} `{one.text}` "
+            f"({one.location}) and iteration {var}={i2} {then} the same element through "
+            f"`{two.text}` ({two.location})")
+
+
+def _dependence_json(base: Optional[str], conflict: Conflict) -> dict:
+    one, two = conflict.first, conflict.second
+    entry = {"var": base, "kind": _kind(one, two) if conflict.witness else "assumed",
+             "source": str(one.location), "sink": str(two.location)}
+    if conflict.witness:
+        entry["distance"] = conflict.witness[1] - conflict.witness[0]
+    else:
+        entry["why"] = conflict.why
+    return entry

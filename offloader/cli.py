@@ -1,0 +1,69 @@
+"""The `offload` command line."""
+
+from __future__ import annotations
+
+import json
+import sys
+from functools import wraps
+
+import click
+
+from . import __version__
+from .buildopts import BuildOptions
+from .errors import UserError
+
+
+def build_options(func):
+    """Options shared by every verb that compiles the user's program."""
+    @click.argument("sources", nargs=-1, required=True, metavar="FILE.c [MORE.c ...]")
+    @click.option("-I", "include_dirs", multiple=True, metavar="DIR", help="Add an include directory.")
+    @click.option("-D", "defines", multiple=True, metavar="NAME[=VAL]", help="Define a macro.")
+    @click.option("--cflags", default="", metavar="FLAGS", help="Extra compiler flags, quoted.")
+    @wraps(func)
+    def wrapper(sources, include_dirs, defines, cflags, **kwargs):
+        bad = [s for s in sources if not s.endswith(".c")]
+        if bad:
+            raise UserError(f"expected C source files ending in .c, got `{bad[0]}`")
+        options = BuildOptions(tuple(sources), tuple(include_dirs), tuple(defines), cflags)
+        return func(options, **kwargs)
+    return wrapper
+
+
+def _user_errors(func):
+    """Turn UserError into one line on stderr and exit status 2."""
+    @wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except UserError as exc:
+            click.echo(f"offload: {exc}", err=True)
+            sys.exit(exc.exit_status)
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="offload")
+def main():
+    """Offload the parallel loops of a C program to a GPU, and size the VM that runs it."""
+
+
+@main.command()
+@build_options
+@click.option("--json", "as_json", is_flag=True, help="Write the machine-readable report to stdout.")
+@click.option("--only", multiple=True, metavar="FILE:LINE", help="Offload only these loops (if parallel).")
+@click.option("--never", multiple=True, metavar="FILE:LINE", help="Never offload these loops.")
+@_user_errors
+def analyze(options: BuildOptions, as_json: bool, only: tuple[str, ...], never: tuple[str, ...]):
+    """Decide, loop by loop, which for-loops may run in parallel."""
+    from .analysis import analyze_program
+    from .selection import apply_selection
+
+    result = analyze_program(options)
+    for warning in apply_selection(result, only, never):
+        click.echo(f"offload: warning: {warning}", err=True)
+    if as_json:
+        click.echo(json.dumps(result.to_json(), indent=2))
+    else:
+        from rich.console import Console
+        from .report import render
+        render(result, Console(highlight=False))

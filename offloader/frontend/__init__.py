@@ -1,0 +1,1 @@
+"""C front end: read and check sources, preprocess with the system compiler, parse with pycparser."""

@@ -1,0 +1,151 @@
+"""Expected analyzer verdicts for every for-loop in samples/, written by hand from the code."""
+from dataclasses import dataclass, field  # noqa: F401  (field kept for callers extending Expect)
+
+PAR = "parallel"
+SEQ = "sequential"
+NOFF = "not-offloadable"
+
+
+@dataclass(frozen=True)
+class Expect:
+    line: int            # 1-based line of the `for` keyword in the sample
+    var: str             # loop variable
+    verdict: str         # "parallel" | "sequential" | "not-offloadable"
+    reductions: tuple = ()     # tuple of (var, op) with op in "+", "*", "min", "max"; for parallel loops
+    conditions: tuple = ()     # tuple of sorted var-name tuples for "no-alias" conditions, e.g. (("in", "out"),)
+    reason_words: tuple = ()   # words that must appear in the joined reasons (e.g. the array/scalar/function name)
+    why: str = ""              # one sentence: why this verdict (for humans)
+
+
+EXPECTED = {
+    "matmul.c": [
+        Expect(17, "i", PAR, why="init: each i writes only rows A[i][*], B[i][*]; j is private."),
+        Expect(18, "j", PAR, why="init: each j writes only A[i][j], B[i][j]."),
+        Expect(24, "i", PAR,
+               why="each i writes only row C[i][*]; A and B are only read; j and k are private."),
+        Expect(25, "j", PAR, why="each j writes only C[i][j]; k is private."),
+        Expect(27, "k", SEQ, reason_words=("C",),
+               why="C[i][j] is read and written by every k: an array-element accumulation is carried."),
+        Expect(32, "i", PAR,
+               why="each i writes only row D[i][*]; s is declared inside the j body, so private."),
+        Expect(33, "j", PAR, why="s is local to the j body; each j writes only D[i][j]."),
+        Expect(35, "k", PAR, reductions=(("s", "+"),),
+               why="the only cross-iteration access is s += ..., a scalar + reduction."),
+        Expect(41, "i", PAR, reductions=(("sum", "+"),),
+               why="checksum: sum is only accumulated with +=; C and D are only read."),
+        Expect(42, "j", PAR, reductions=(("sum", "+"),),
+               why="checksum inner loop: sum += is a + reduction."),
+    ],
+    "heat2d.c": [
+        Expect(23, "i", PAR, why="init: each i writes only row i of u and v; di, dj are private."),
+        Expect(24, "j", PAR,
+               why="init: v[i][j] reads the u[i][j] written in the same iteration only."),
+        Expect(30, "t", SEQ, reason_words=("u",),
+               why="step t+1 reads the u written by the copy nest of step t (v is carried too)."),
+        Expect(32, "i", PAR, why="writes only v, reads only u: no conflict between i iterations."),
+        Expect(33, "j", PAR, why="writes only v[i][j], reads only u."),
+        Expect(37, "i", PAR, why="copy: u[i][j] = v[i][j] touches only row i of each array."),
+        Expect(38, "j", PAR, why="copy: one element of u and of v per iteration."),
+        Expect(42, "i", PAR, reductions=(("total", "+"),),
+               why="checksum: total is only accumulated with +=."),
+        Expect(43, "j", PAR, reductions=(("total", "+"),),
+               why="checksum inner loop: total += is a + reduction."),
+    ],
+    "jacobi3d.c": [
+        Expect(32, "i", PAR,
+               why="init: grid0/grid1 are two single-assignment mallocs (distinct); each i owns plane i."),
+        Expect(33, "j", PAR, why="init: each j owns row (i, j) of both grids; k is private."),
+        Expect(34, "k", PAR, why="init: grid1 element copies the grid0 element written in the same iteration."),
+        Expect(41, "t", SEQ, reason_words=("a", "b"),
+               why="the pointer swap makes a and b carried scalars, and each step reads the previous grid."),
+        Expect(42, "i", PAR, conditions=(("a", "b"),),
+               why="writes b, reads a; a and b are reassigned (swapped) pointers, so only if they do not alias."),
+        Expect(43, "j", PAR, conditions=(("a", "b"),),
+               why="delinearised b[i][j][k] written, a only read; needs a and b not to alias."),
+        Expect(44, "k", PAR, conditions=(("a", "b"),),
+               why="one element of b per k, a only read; needs a and b not to alias."),
+        Expect(55, "i", PAR, reductions=(("sum", "+"),),
+               why="checksum: only reads a, sum is a + reduction (no write, so no alias condition)."),
+        Expect(56, "j", PAR, reductions=(("sum", "+"),), why="checksum: sum += reduction."),
+        Expect(57, "k", PAR, reductions=(("sum", "+"),), why="checksum: sum += reduction."),
+    ],
+    "reductions.c": [
+        Expect(18, "i", PAR, why="init: each i writes only x[i] and y[i]."),
+        Expect(24, "i", PAR, reductions=(("dot", "+"), ("drift", "+")),
+               why="dot += and drift -= are both + reductions."),
+        Expect(30, "i", PAR, reductions=(("m", "max"),), why="m = fmax(m, ...) is a max reduction."),
+        Expect(34, "i", PAR, reductions=(("m2", "max"),),
+               why="m2 = (e > m2) ? e : m2 is a max reduction."),
+        Expect(38, "i", PAR, reductions=(("m3", "max"),),
+               why="if (fabs(d) > m3) m3 = fabs(d) is a max reduction; d is declared in the body."),
+        Expect(45, "i", PAR, reductions=(("mn", "min"),), why="mn = fmin(mn, ...) is a min reduction."),
+        Expect(49, "i", PAR, reductions=(("p", "*"),), why="p *= ... is a * reduction."),
+    ],
+    "nbody.c": [
+        Expect(23, "i", PAR, why="init: each i writes only the fields of p[i] (and reads them back)."),
+        Expect(33, "t", SEQ, reason_words=("p",),
+               why="each step reads the positions and velocities in p written by the previous step."),
+        Expect(35, "i", PAR,
+               why="writes only ax[i], ay[i], az[i]; p is only read; fx/fy/fz and temporaries are local."),
+        Expect(37, "j", PAR, reductions=(("fx", "+"), ("fy", "+"), ("fz", "+")),
+               why="continue is not an early exit; fx, fy, fz are + reductions, dx..inv are local."),
+        Expect(54, "i", PAR, why="kick/drift: each i reads and writes only p[i] and reads ax/ay/az[i]."),
+        Expect(65, "i", PAR, reductions=(("kin", "+"),), why="kinetic energy: kin += is a + reduction."),
+        Expect(69, "i", PAR, reductions=(("pot", "+"),),
+               why="potential energy: pot -= is a + reduction, p is only read."),
+        Expect(70, "j", PAR, reductions=(("pot", "+"),),
+               why="triangular inner loop: pot -= is a + reduction; dx, dy, dz are local."),
+    ],
+    "histogram.c": [
+        Expect(20, "i", PAR, why="clears hist[i], one element per iteration."),
+        Expect(24, "i", PAR, why="writes only bin[i]."),
+        Expect(28, "i", SEQ, reason_words=("hist",),
+               why="hist[bin[i]]++ writes through a non-affine subscript: iterations may hit the same bin."),
+        Expect(32, "i", PAR,
+               why="gather: hist is only read through bin[]; writes only val[i]."),
+        Expect(35, "i", NOFF, reason_words=("printf",), why="calls printf."),
+        Expect(38, "i", PAR, reductions=(("check", "+"),), why="checksum: check += is a + reduction."),
+    ],
+    "prefix_sum.c": [
+        Expect(16, "i", PAR, why="init: writes only a[i]."),
+        Expect(21, "i", SEQ, reason_words=("s",), why="s[i] reads s[i-1] written by the previous iteration."),
+        Expect(25, "i", SEQ, reason_words=("x",),
+               why="x = x*0.5 + a[i] reads the x of the previous iteration (not a reduction: x is stored to e[i])."),
+        Expect(30, "i", PAR, reductions=(("total", "+"),), why="checksum: total += is a + reduction."),
+    ],
+    "printf_loop.c": [
+        Expect(16, "i", PAR, why="init of the local array a: one element per iteration."),
+        Expect(20, "i", NOFF, reason_words=("printf",), why="calls printf in every iteration."),
+        Expect(26, "i", PAR, reductions=(("sum", "+"),), why="pure compute: sum += is a + reduction."),
+        Expect(30, "i", NOFF, reason_words=("printf",),
+               why="the outer loop body calls printf (its inner loop is pure)."),
+        Expect(32, "j", PAR, reductions=(("row", "+"),),
+               why="pure inner loop: row += is a + reduction, a is only read."),
+        Expect(38, "i", NOFF, reason_words=("break",), why="leaves the loop early with break."),
+    ],
+    "linearised.c": [
+        Expect(27, "i", PAR, conditions=(("in", "out"),),
+               why="smooth: writes out, reads in (delinearised as 2-D); parameters without restrict may alias."),
+        Expect(28, "j", PAR, conditions=(("in", "out"),),
+               why="smooth: one out element per j, 1 <= j < m-1 proves in-bounds rows; needs no alias."),
+        Expect(36, "i", PAR, why="scale: restrict a and b do not alias; each i writes row i of a."),
+        Expect(37, "j", PAR, why="scale: one element of a per j, b only read; restrict, so no condition."),
+        Expect(50, "i", PAR,
+               why="init: g and h are single-assignment mallocs; weight() is pure; row i only."),
+        Expect(51, "j", PAR, why="init: one element of g and h per j; weight() is pure."),
+        Expect(57, "it", NOFF, reason_words=("smooth",),
+               why="calls smooth(), which writes through its pointer argument out."),
+        Expect(64, "i", PAR, reductions=(("sum", "+"),),
+               why="checksum: h only read, weight() pure, sum += is a + reduction."),
+        Expect(65, "j", PAR, reductions=(("sum", "+"),), why="checksum: sum += is a + reduction."),
+    ],
+    "saxpy.c": [
+        Expect(16, "i", PAR, conditions=(("x", "y"),),
+               why="writes y[i], reads x[i]; x and y are parameters without restrict, so they may overlap."),
+        Expect(23, "i", PAR, why="same loop with restrict parameters: no alias condition needed."),
+        Expect(37, "i", PAR, why="init: x and y are single-assignment mallocs; one element of each per i."),
+        Expect(43, "r", NOFF, reason_words=("saxpy",),
+               why="calls saxpy(), which writes through its pointer argument y."),
+        Expect(48, "i", PAR, reductions=(("sum", "+"),), why="checksum: sum += is a + reduction."),
+    ],
+}

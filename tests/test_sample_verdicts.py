@@ -1,0 +1,47 @@
+"""Every loop of every sample gets exactly the verdict written down in sample_expectations.py."""
+
+from pathlib import Path
+
+import pytest
+
+from offloader.analysis import analyze_program
+from offloader.buildopts import BuildOptions
+from sample_expectations import EXPECTED
+
+SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+
+
+@pytest.fixture(scope="module")
+def analyses():
+    cache = {}
+
+    def get(name):
+        if name not in cache:
+            path = str(SAMPLES / name)
+            cache[name] = {loop["line"]: loop for loop in
+                           analyze_program(BuildOptions(sources=(path,))).to_json()["loops"]}
+        return cache[name]
+    return get
+
+
+CASES = [(name, e) for name, loops in sorted(EXPECTED.items()) for e in loops]
+
+
+@pytest.mark.parametrize("name,expect", CASES, ids=[f"{n}:{e.line}:{e.var}" for n, e in CASES])
+def test_verdict(analyses, name, expect):
+    loop = analyses(name).get(expect.line)
+    assert loop is not None, f"no loop reported at {name}:{expect.line}"
+    assert loop["var"] == expect.var
+    assert loop["verdict"] == expect.verdict, loop["reasons"]
+    assert {(r["var"], r["op"]) for r in loop["reductions"]} == set(expect.reductions)
+    assert [tuple(c["vars"]) for c in loop["conditions"]] == [tuple(sorted(c)) for c in expect.conditions]
+    reasons = " ".join(loop["reasons"])
+    for word in expect.reason_words:
+        assert word in reasons, reasons
+    if expect.verdict != "parallel":
+        assert loop["reasons"], "a loop that is not parallel must say why"
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_every_loop_is_expected(analyses, name):
+    assert sorted(analyses(name)) == sorted(e.line for e in EXPECTED[name])

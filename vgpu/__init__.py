@@ -1,0 +1,1 @@
+"""vGPU discovery through sysfs mdev and NVML (issue 6; not built yet)."""
