@@ -13,22 +13,6 @@ from .buildopts import BuildOptions
 from .errors import UserError
 
 
-def build_options(func):
-    """Options shared by every verb that compiles the user's program."""
-    @click.argument("sources", nargs=-1, required=True, metavar="FILE.c [MORE.c ...]")
-    @click.option("-I", "include_dirs", multiple=True, metavar="DIR", help="Add an include directory.")
-    @click.option("-D", "defines", multiple=True, metavar="NAME[=VAL]", help="Define a macro.")
-    @click.option("--cflags", default="", metavar="FLAGS", help="Extra compiler flags, quoted.")
-    @wraps(func)
-    def wrapper(sources, include_dirs, defines, cflags, **kwargs):
-        bad = [s for s in sources if not s.endswith(".c")]
-        if bad:
-            raise UserError(f"expected C source files ending in .c, got `{bad[0]}`")
-        options = BuildOptions(tuple(sources), tuple(include_dirs), tuple(defines), cflags)
-        return func(options, **kwargs)
-    return wrapper
-
-
 def _user_errors(func):
     """Turn UserError into one line on stderr and exit status 2."""
     @wraps(func)
@@ -38,6 +22,30 @@ def _user_errors(func):
         except UserError as exc:
             click.echo(f"offload: {exc}", err=True)
             sys.exit(exc.exit_status)
+        except KeyboardInterrupt:
+            click.echo("offload: interrupted", err=True)
+            sys.exit(130)
+        except Exception as exc:  # noqa: BLE001 - a bug must still reach the user as one line
+            click.echo(f"offload: internal error ({type(exc).__name__}: {exc}); please report it "
+                       "with the input that caused it", err=True)
+            sys.exit(3)
+    return wrapper
+
+
+def build_options(func):
+    """Options shared by every verb that compiles the user's program."""
+    @click.argument("sources", nargs=-1, required=True, metavar="FILE.c [MORE.c ...]")
+    @click.option("-I", "include_dirs", multiple=True, metavar="DIR", help="Add an include directory.")
+    @click.option("-D", "defines", multiple=True, metavar="NAME[=VAL]", help="Define a macro.")
+    @click.option("--cflags", default="", metavar="FLAGS", help="Extra compiler flags, quoted.")
+    @wraps(func)
+    @_user_errors
+    def wrapper(sources, include_dirs, defines, cflags, **kwargs):
+        bad = [s for s in sources if not s.endswith(".c")]
+        if bad:
+            raise UserError(f"expected C source files ending in .c, got `{bad[0]}`")
+        options = BuildOptions(tuple(sources), tuple(include_dirs), tuple(defines), cflags)
+        return func(options, **kwargs)
     return wrapper
 
 
@@ -52,7 +60,6 @@ def main():
 @click.option("--json", "as_json", is_flag=True, help="Write the machine-readable report to stdout.")
 @click.option("--only", multiple=True, metavar="FILE:LINE", help="Offload only these loops (if parallel).")
 @click.option("--never", multiple=True, metavar="FILE:LINE", help="Never offload these loops.")
-@_user_errors
 def analyze(options: BuildOptions, as_json: bool, only: tuple[str, ...], never: tuple[str, ...]):
     """Decide, loop by loop, which for-loops may run in parallel."""
     from .analysis import analyze_program

@@ -799,7 +799,7 @@ def check_program(prog: Program, tmp_dir: Path) -> list[str]:
             STATS["found_parallel"] += truth.verdict == "parallel"
             STATS["found_parallel_multi"] += truth.verdict == "parallel" and multi
         red_vars = {r["var"]: r.get("op") for r in a.get("reductions", [])}
-        private = set(a.get("private", []))
+        private = set(a.get("private", [])) | set(a.get("lastprivate", []))
         if truth.verdict == "carried":
             problems.append(f"UNSAFE: loop at line {loop.line} ({loop.var}) is parallel but carries"
                             f" a dependence: location {truth.witness[0]} with enclosing values "

@@ -32,22 +32,26 @@ class PointsTo:
         var = self.model.variables.get(name)
         if var is None:
             return frozenset({UNKNOWN})
-        if var.ctype.kind in ("array", "struct"):
+        if var.storage == "param" and var.ctype.kind in ("array", "pointer"):
+            result = frozenset({f"param:{name}"}) | self._defined_origins(name, _active)
+        elif var.ctype.kind in ("array", "struct"):
             result = frozenset({f"obj:{name}"})
         elif name in _active:
             result = frozenset()
         else:
-            found: set[str] = set()
+            found: set[str] = {f"global:{name}"} if var.storage in ("global", "static") else set()
             if var.storage == "param":
                 found.add(f"param:{name}")
-            elif var.storage in ("global", "static"):
-                found.add(f"global:{name}")
-            for definition in self.defs.get(name, []):
-                found |= self._expr(definition, _active | {name}) if definition is not None else {UNKNOWN}
-            result = frozenset(found)
+            result = frozenset(found) | self._defined_origins(name, _active)
         if not _active:
             self._cache[name] = result
         return result
+
+    def _defined_origins(self, name: str, active: frozenset[str]) -> frozenset[str]:
+        found: set[str] = set()
+        for definition in self.defs.get(name, []):
+            found |= self._expr(definition, active | {name}) if definition is not None else {UNKNOWN}
+        return frozenset(found)
 
     def _expr(self, node: c_ast.Node, active: frozenset[str]) -> set[str]:
         if isinstance(node, c_ast.Cast):

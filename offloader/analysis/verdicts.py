@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Optional
 
+import islpy as isl
 from pycparser import c_ast
 
 from .dependence import Conflict, DependenceTester, loop_symbol
 from .effects import Summaries
 from .header import Header, parse_header
-from .model import Call, FunctionModel, Loop, MemoryAccess, ScalarAccess, Transfer
+from .model import Call, Component, FunctionModel, Loop, MemoryAccess, ScalarAccess, Transfer
 from .pointers import PointsTo
 from .poly import Poly, to_poly
 from .scalars import classify_scalars, dominates
@@ -50,7 +51,16 @@ class FunctionAnalysis:
         self.points = PointsTo(model)
 
     def run(self) -> list[LoopVerdict]:
-        return [self.decide(loop) for loop in self.model.loops]
+        return [self._decide_safely(loop) for loop in self.model.loops]
+
+    def _decide_safely(self, loop: Loop) -> LoopVerdict:
+        """A construct the analyzer does not handle must cost a verdict, never the run."""
+        try:
+            return self.decide(loop)
+        except (RecursionError, ValueError, KeyError, TypeError, AttributeError, IndexError,
+                isl.Error) as exc:
+            return LoopVerdict(loop, self.headers.get(loop.id), "not-offloadable",
+                               [f"the analyzer cannot follow this loop ({type(exc).__name__}: {exc})"])
 
     # ---- one loop ----------------------------------------------------------------------
     def decide(self, loop: Loop) -> LoopVerdict:
@@ -111,7 +121,8 @@ class FunctionAnalysis:
 
     # ---- memory ------------------------------------------------------------------------
     def _memory(self, loop: Loop, events, written_scalars: set[str], result: LoopVerdict) -> list[str]:
-        accesses = [e for e in events if isinstance(e, MemoryAccess)]
+        accesses = [self._rebase(loop, e, written_scalars) if e.base in written_scalars else e
+                    for e in events if isinstance(e, MemoryAccess)]
         accesses += self._call_reads(events)
         by_base: dict[Optional[str], list[MemoryAccess]] = {}
         for access in accesses:
@@ -148,6 +159,24 @@ class FunctionAnalysis:
             if (x in written_bases or y in written_bases) and self.points.may_alias(x, y):
                 result.no_alias.update((x, y))
         return reasons
+
+    def _rebase(self, loop: Loop, access: MemoryAccess, written: set[str]) -> MemoryAccess:
+        """Rewrite an access through a pointer set inside the loop (`row = &a[i*m]; row[j]`)
+        as an access to what it points into (`a[i*m + j]`), when one definition dominates it."""
+        defs = [e for e in self.model.events_in(loop)
+                if isinstance(e, ScalarAccess) and e.name == access.base and e.write]
+        if len(defs) != 1 or defs[0].definition is None or not dominates(defs[0], access) \
+                or not access.components or access.components[0].index is None:
+            return access
+        target = _pointer_target(defs[0].definition)
+        if target is None or target[0] in written or target[0] == access.base:
+            return access
+        base, prefix = target
+        first = access.components[0].index
+        merged = prefix[-1].index if prefix else None
+        index = first if merged is None else c_ast.BinaryOp("+", merged, first)
+        components = tuple(prefix[:-1]) + (Component(index=index),) + access.components[1:]
+        return replace(access, base=base, components=components)
 
     def _call_reads(self, events) -> list[MemoryAccess]:
         """Pure user functions read memory through their pointer arguments: model each such
@@ -228,6 +257,25 @@ def _root_name(node: c_ast.Node) -> Optional[str]:
             node = node.expr
         else:
             return None
+
+
+def _pointer_target(node: c_ast.Node) -> Optional[tuple[str, list[Component]]]:
+    """(array, components) for `&a[e]...`, `a + e` or `a`; the last component is an index."""
+    while isinstance(node, c_ast.Cast):
+        node = node.expr
+    if isinstance(node, c_ast.ID):
+        return node.name, [Component(index=c_ast.Constant("int", "0"))]
+    if isinstance(node, c_ast.BinaryOp) and node.op == "+" and isinstance(node.left, c_ast.ID):
+        return node.left.name, [Component(index=node.right)]
+    if isinstance(node, c_ast.UnaryOp) and node.op == "&":
+        comps: list[Component] = []
+        inner = node.expr
+        while isinstance(inner, c_ast.ArrayRef):
+            comps.insert(0, Component(index=inner.subscript))
+            inner = inner.name
+        if isinstance(inner, c_ast.ID) and comps:
+            return inner.name, comps
+    return None
 
 
 def _kind(first: MemoryAccess, second: MemoryAccess) -> str:

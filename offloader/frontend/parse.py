@@ -11,6 +11,7 @@ from ..errors import SourceLocation, UserError
 from .sources import SourceFile
 
 _LINE_MARKER = re.compile(r'^#\s*(?:line\s+)?(\d+)\s+"((?:[^"\\]|\\.)*)"')
+_COMMENT = re.compile(r"/\*.*?(\*/|$)|//.*$")
 _COORD_IN_MESSAGE = re.compile(r"^(?P<file>.*?):(?P<line>\d+)(?::(?P<col>\d+))?:\s*(?P<what>.*)$", re.S)
 
 
@@ -42,11 +43,27 @@ def _token_columns(text: str, token: str) -> list[int]:
 
 
 def _rescan_column(preprocessed: str, original: str, token: str, column: int) -> int:
+    """Column of the same `token` occurrence in the original line.
+
+    When macros add or remove occurrences, occurrences after the change still line up
+    counted from the end; a token that only exists inside a macro expansion is placed on
+    the macro's name (the first identifier of the original line the expansion lacks).
+    """
+    original = _COMMENT.sub(lambda m: " " * len(m.group(0)), original)
     seen = _token_columns(preprocessed, token)
-    ordinal = sum(1 for c in seen if c < column)
     found = _token_columns(original, token)
-    if ordinal < len(found):
-        return found[ordinal]
+    before = sum(1 for c in seen if c < column)
+    after = len(seen) - before - 1
+    if len(seen) == len(found):
+        return found[before] if before < len(found) else column
+    if 0 <= after < len(found):
+        return found[len(found) - 1 - after]
+    if before < len(found):
+        return found[before]
+    expanded = set(re.findall(r"[A-Za-z_]\w*", preprocessed))
+    for match in re.finditer(r"[A-Za-z_]\w*", original):
+        if match.group(0) not in expanded:
+            return match.start() + 1
     return column
 
 
