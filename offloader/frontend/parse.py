@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass, field
 
@@ -37,33 +38,30 @@ class TranslationUnit:
         return SourceLocation(file, line, column)
 
 
-def _token_columns(text: str, token: str) -> list[int]:
-    pattern = re.compile(r"(?<![A-Za-z0-9_])" + re.escape(token) + r"(?![A-Za-z0-9_])")
-    return [m.start() + 1 for m in pattern.finditer(text)]
+_TOKEN = re.compile(r"[A-Za-z_]\w*|\d[\w.]*|\S")
+
+
+def _tokens(text: str) -> list[tuple[str, int]]:
+    return [(m.group(0), m.start() + 1) for m in _TOKEN.finditer(text)]
 
 
 def _rescan_column(preprocessed: str, original: str, token: str, column: int) -> int:
-    """Column of the same `token` occurrence in the original line.
+    """Column in the original line of the token found at `column` of the preprocessed line.
 
-    When macros add or remove occurrences, occurrences after the change still line up
-    counted from the end; a token that only exists inside a macro expansion is placed on
-    the macro's name (the first identifier of the original line the expansion lacks).
+    The two lines are aligned token by token (difflib); a token inside a macro expansion
+    has no counterpart and is placed on the macro's name in the original.
     """
     original = _COMMENT.sub(lambda m: " " * len(m.group(0)), original)
-    seen = _token_columns(preprocessed, token)
-    found = _token_columns(original, token)
-    before = sum(1 for c in seen if c < column)
-    after = len(seen) - before - 1
-    if len(seen) == len(found):
-        return found[before] if before < len(found) else column
-    if 0 <= after < len(found):
-        return found[len(found) - 1 - after]
-    if before < len(found):
-        return found[before]
-    expanded = set(re.findall(r"[A-Za-z_]\w*", preprocessed))
-    for match in re.finditer(r"[A-Za-z_]\w*", original):
-        if match.group(0) not in expanded:
-            return match.start() + 1
+    pp, orig = _tokens(preprocessed), _tokens(original)
+    index = next((k for k, (text, col) in enumerate(pp) if col == column and text == token), None)
+    if index is None or not orig:
+        return column
+    matcher = difflib.SequenceMatcher(None, [t for t, _ in pp], [t for t, _ in orig], autojunk=False)
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if i1 <= index < i2:
+            if tag == "equal":
+                return orig[j1 + index - i1][1]
+            return orig[j1][1] if j1 < len(orig) else column
     return column
 
 
