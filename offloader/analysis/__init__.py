@@ -18,7 +18,7 @@ from ..frontend.preprocess import preprocess
 from ..frontend.sources import read_source
 from .ctypes_model import TypeTable, Variable
 from .effects import Summaries
-from .model import FunctionModel, FunctionWalker
+from .model import FunctionModel, FunctionWalker, Loop
 from .verdicts import FunctionAnalysis, LoopVerdict
 
 SCHEMA = 1
@@ -67,6 +67,23 @@ def _globals(ast: c_ast.FileAST, types: TypeTable) -> dict[str, Variable]:
     return found
 
 
+def _unfollowed_loops(func: c_ast.FuncDef, unit: TranslationUnit, loop_ids, exc: Exception) -> list[LoopVerdict]:
+    """Loops of a function the model could not be built for: reported, never offloaded."""
+    verdicts = []
+    stack: list[tuple[c_ast.Node, int, Loop | None]] = [(func.body, 0, None)]
+    while stack:
+        node, depth, parent = stack.pop()
+        if isinstance(node, c_ast.For):
+            loop_id = next(loop_ids)
+            loop = Loop(loop_id, node, func.decl.name, unit.location(node.coord, "for"), depth,
+                        parent.id if parent else None, (parent.chain if parent else ()) + (loop_id,), (), -1)
+            verdicts.append(LoopVerdict(loop, None, "not-offloadable",
+                                        [f"the analyzer cannot follow this function ({type(exc).__name__}: {exc})"]))
+            parent, depth = loop, depth + 1
+        stack.extend((child, depth, parent) for _, child in reversed(list(node.children())))
+    return verdicts
+
+
 def analyze_program(options: BuildOptions) -> AnalysisResult:
     """Preprocess, parse and analyse every source file of the program."""
     timings = {"preprocess": 0.0, "parse": 0.0, "model": 0.0, "dependence": 0.0}
@@ -84,19 +101,24 @@ def analyze_program(options: BuildOptions) -> AnalysisResult:
     loop_ids = itertools.count()
     models: dict[str, FunctionModel] = {}
     order: list[tuple[FunctionModel, set[str]]] = []
+    fallback: list[LoopVerdict] = []
     for unit in units:
         types = TypeTable().collect(unit.ast)
         globals_ = _globals(unit.ast, types)
         for node in unit.ast.ext:
             if isinstance(node, c_ast.FuncDef) and node.coord and node.coord.file == unit.source.path:
-                model = FunctionWalker(node, globals_, types, unit.location, loop_ids).run()
+                try:
+                    model = FunctionWalker(node, globals_, types, unit.location, loop_ids).run()
+                except (RecursionError, ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
+                    fallback += _unfollowed_loops(node, unit, loop_ids, exc)
+                    continue
                 models[model.name] = model
                 order.append((model, types.enumerators))
     timings["model"] = time.perf_counter() - started
 
     started = time.perf_counter()
     summaries = Summaries(models)
-    verdicts = []
+    verdicts = list(fallback)
     for model, enumerators in order:
         verdicts += FunctionAnalysis(model, summaries, enumerators).run()
     verdicts.sort(key=lambda v: (options.sources.index(v.loop.location.file)

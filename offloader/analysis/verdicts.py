@@ -113,6 +113,8 @@ class FunctionAnalysis:
                     reasons.append(f"`return` at {event.location} leaves the function from inside the loop")
                 elif event.kind == "goto":
                     reasons.append(f"`goto` at {event.location} jumps inside or out of the loop")
+            elif isinstance(event, Call) and event.name in self.model.variables:
+                reasons.append(f"calls through the function pointer `{event.name}` at {event.location}")
             elif isinstance(event, Call):
                 summary = self.summaries.of(event.name)
                 if not summary.pure:
@@ -122,7 +124,7 @@ class FunctionAnalysis:
     # ---- memory ------------------------------------------------------------------------
     def _memory(self, loop: Loop, events, written_scalars: set[str], result: LoopVerdict) -> list[str]:
         accesses = [self._rebase(loop, e, written_scalars) if e.base in written_scalars else e
-                    for e in events if isinstance(e, MemoryAccess)]
+                    for e in events if isinstance(e, MemoryAccess) and not self._iteration_local(loop, e)]
         accesses += self._call_reads(events)
         by_base: dict[Optional[str], list[MemoryAccess]] = {}
         for access in accesses:
@@ -159,6 +161,12 @@ class FunctionAnalysis:
             if (x in written_bases or y in written_bases) and self.points.may_alias(x, y):
                 result.no_alias.update((x, y))
         return reasons
+
+    def _iteration_local(self, loop: Loop, access: MemoryAccess) -> bool:
+        """Arrays and structs declared inside the loop body are fresh in every iteration."""
+        variable = self.model.variables.get(access.base or "")
+        return (access.base in loop.declared_inside and not access.through_loaded_pointer
+                and variable is not None and variable.ctype.kind in ("array", "struct"))
 
     def _rebase(self, loop: Loop, access: MemoryAccess, written: set[str]) -> MemoryAccess:
         """Rewrite an access through a pointer set inside the loop (`row = &a[i*m]; row[j]`)
