@@ -73,4 +73,4 @@ def analyze(options: BuildOptions, as_json: bool, only: tuple[str, ...], never: 
     else:
         from rich.console import Console
         from .report import render
-        render(result, Console(highlight=False))
+        render(result, Console(highlight=False, soft_wrap=True))

@@ -130,15 +130,30 @@ def _statement_end(text: str, i: int) -> int | None:
         return _match(text, i, "{", "}") + 1
     if text[i] == ";":
         return i + 1
-    m = re.match(r"(for|while|if|do|switch|else)\b", text[i:])
+    m = re.match(r"(for|while|if|do|switch)\b", text[i:])
     if m:
         kw = m.group(1)
-        if kw in ("for", "while", "switch"):
-            p = _skip_ws(text, i + len(kw))
+        if kw == "do":
+            end = _statement_end(text, i + 2)
+            if end is None:
+                return None
+            p = _skip_ws(text, end)
+            if not re.match(r"while\b", text[p:]):
+                return None
+            p = _skip_ws(text, p + 5)
             if text[p] != "(":
                 return None
-            return _statement_end(text, _match(text, p, "(", ")") + 1)
-        return None                      # if/else/do: not worth it
+            p = _skip_ws(text, _match(text, p, "(", ")") + 1)
+            return p + 1 if text[p] == ";" else None
+        p = _skip_ws(text, i + len(kw))
+        if text[p] != "(":
+            return None
+        end = _statement_end(text, _match(text, p, "(", ")") + 1)
+        if kw == "if" and end is not None:
+            q = _skip_ws(text, end)
+            if re.match(r"else\b", text[q:]):
+                return _statement_end(text, q + 4)
+        return end
     depth = 0
     while i < len(text):
         j = _skip_literal(text, i)
@@ -319,6 +334,47 @@ int main(void)
     assert vals_b == vals_a[::-1], (rev, out_a, out_b)
     assert [l for l in out_a if l.startswith("final")] == \
         [l for l in out_b if l.startswith("final")], rev
+
+
+@pytest.mark.parametrize("stmt", [
+    "x = f(a, ';');",
+    "{ x = 1; { y = 2; } }",
+    "if (a > 0) { x = 1; }",
+    "if (a > 0) x = 1; else if (b) y = 2; else { z = 3; }",
+    "for (j = 0; j < 3; j++) if (j) x += j;",
+    "while (k--) x++;",
+    "do { x++; } while (x < 3);",
+    "/* ; */ x = g(\"; }\");",
+])
+def test_statement_end(stmt):
+    text = stmt + " AFTER;"
+    end = _statement_end(text, 0)
+    assert end is not None and text[end:].strip() == "AFTER;", text[end or 0:]
+
+
+def test_rewriter_restores_an_outer_variable_after_an_if_body(tmp_path):
+    prog = """#include <stdio.h>
+int main(void)
+{
+    int i, first = -1, n = 9;
+    double b[9] = {1, 4, 2, 8, 5, 7, 3, 6, 0};
+    for (i = 0; i < n; i++)
+        if (b[i] > 4.5) {
+            first = i;
+        } else
+            b[i] = -b[i];
+    printf("%d %d\\n", first, i);
+    return 0;
+}
+"""
+    (tmp_path / "a.c").write_text(prog)
+    line, col = _find_for(prog, "for (i")
+    rev = reverse_loop(prog, line, col, "i", dict(start="0", end="n", step=1))
+    (tmp_path / "b.c").write_text(rev)
+    # The loop is sequential (`first` keeps the last match): reversing it changes `first`,
+    # and the variable i must still end at n.
+    assert build_and_run(tmp_path / "a.c").stdout == "7 9\n"
+    assert build_and_run(tmp_path / "b.c").stdout == "3 9\n"
 
 
 PREFIX_PROGRAM = """#include <stdio.h>

@@ -32,10 +32,12 @@ class AnalysisResult:
     verdicts: list[LoopVerdict]
     timings: dict[str, float] = field(default_factory=dict)
     selection: dict[int, tuple[bool, str]] = field(default_factory=dict)   # id -> (offload, why)
+    functions: list[dict] = field(default_factory=list)
 
     def to_json(self) -> dict:
         return {"schema": SCHEMA, "file": self.main_file,
-                "loops": [self._loop_json(k, v) for k, v in enumerate(self.verdicts)]}
+                "loops": [self._loop_json(k, v) for k, v in enumerate(self.verdicts)],
+                "functions": self.functions}
 
     def _loop_json(self, index: int, v: LoopVerdict) -> dict:
         ids = {verdict.loop.id: k for k, verdict in enumerate(self.verdicts)}
@@ -125,4 +127,15 @@ def analyze_program(options: BuildOptions) -> AnalysisResult:
                                  if v.loop.location.file in options.sources else 0,
                                  v.loop.location.line, v.loop.location.column))
     timings["dependence"] = time.perf_counter() - started
-    return AnalysisResult(options.sources[0], verdicts, timings)
+    functions = [_function_json(models[name], summaries.of(name)) for name in models]
+    return AnalysisResult(options.sources[0], verdicts, timings, functions=functions)
+
+
+def _function_json(model: FunctionModel, summary) -> dict:
+    """What a user function does, as callers' loops see it (pure ones can become __device__)."""
+    params = {v.param_index: v.name for v in model.variables.values() if v.storage == "param"}
+    location = model.node.decl.coord
+    return {"name": model.name, "file": location.file, "line": location.line,
+            "pure": summary.pure, "why_not": summary.impure,
+            "reads_params": sorted(params[i] for i in summary.reads_params if i in params),
+            "reads_globals": sorted(summary.reads_globals)}

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Callable, Optional
 
 import islpy as isl
+from pycparser import c_ast
 
 from .header import Header, bound_polys
 from .model import Loop, MemoryAccess
@@ -33,6 +34,7 @@ class Subscripts:
     access: MemoryAccess
     shape: tuple                        # per component: "field:<name>" or "index"
     digits: tuple[Optional[tuple[Poly, ...]], ...]
+    polys: tuple[Optional[Poly], ...]   # per component: the subscript as resolved
 
 
 @dataclass(frozen=True)
@@ -73,10 +75,14 @@ class DependenceTester:
         for position in range(width):
             column = [(k, polys[position]) for k, (_, shape, polys) in enumerate(raw)
                       if position < len(shape) and shape[position] == "index"]
-            split = self._delinearise([p for _, p in column], [raw[k][0] for k, _ in column])
+            accesses = [raw[k][0] for k, _ in column]
+            split = self._delinearise([p for _, p in column], accesses)
+            if any(d is None for d in split):
+                split = self._delinearise_syntax(accesses, position) or split
             for (k, _), digits in zip(column, split):
                 digit_lists[k][position] = digits
-        return [Subscripts(access, shape, tuple(d)) for (access, shape, _), d in zip(raw, digit_lists)]
+        return [Subscripts(access, shape, tuple(d), tuple(polys))
+                for (access, shape, polys), d in zip(raw, digit_lists)]
 
     def _delinearise(self, polys: list[Optional[Poly]], accesses: list[MemoryAccess]):
         """Per access: a tuple of affine digits for this index position, or None."""
@@ -103,6 +109,26 @@ class DependenceTester:
             digits = tuple(group.get(s, Poly.const(0)) for s in chain)
             ok = all(self._within(access, d, r) for d, r in zip(digits[1:], radices))
             out.append(digits if ok else None)
+        return out
+
+    def _delinearise_syntax(self, accesses: list[MemoryAccess], position: int):
+        """Digits read off the source form `(x*R1 + y)*R2 + z` when the polynomial split fails,
+        e.g. for a radix that is itself a sum (`a[i*(n+2) + j]`). Every access must use the
+        same radices, and ISL must prove each lower digit within [0, radix)."""
+        splits = []
+        for access in accesses:
+            resolve = lambda n, a=access: self.resolve(n, a.chain, a)  # noqa: E731
+            split = _split_by_radix(access.components[position].index, resolve)
+            if split is None:
+                return None
+            splits.append(split)
+        radices = splits[0][1]
+        if not radices or any(r != radices for _, r in splits):
+            return None
+        out = []
+        for access, (digits, _) in zip(accesses, splits):
+            ok = all(self._within(access, d, r) for d, r in zip(digits[1:], radices))
+            out.append(tuple(digits) if ok else None)
         return out
 
     def _within(self, access: MemoryAccess, digit: Poly, radix: Poly) -> bool:
@@ -144,7 +170,11 @@ class DependenceTester:
     # ---- the test ----------------------------------------------------------------------
     def conflict(self, one: Subscripts, two: Subscripts) -> Optional[Conflict]:
         """A proven or assumed cross-iteration conflict between two accesses, or None."""
-        equalities = []
+        equalities, differences = [], []
+        inner_one = one.access.chain[len(self.loop.chain):]
+        inner_two = two.access.chain[len(self.loop.chain):]
+        instance_one = {loop_symbol(self.loop.id): "I1_x"} | {loop_symbol(i): f"I1_{k}" for k, i in enumerate(inner_one)}
+        instance_two = {loop_symbol(self.loop.id): "I2_x"} | {loop_symbol(i): f"I2_{k}" for k, i in enumerate(inner_two)}
         for position in range(min(len(one.shape), len(two.shape))):
             kind_one, kind_two = one.shape[position], two.shape[position]
             if kind_one.startswith("field:") and kind_two.startswith("field:") and kind_one != kind_two:
@@ -154,19 +184,24 @@ class DependenceTester:
                                 f"`{one.access.text}` and `{two.access.text}` reach the same memory in different shapes")
             if kind_one != "index":
                 continue
+            p1, p2 = one.polys[position], two.polys[position]
+            if p1 is not None and p2 is not None:
+                difference = p1.rename(instance_one) - p2.rename(instance_two)
+                if difference.is_affine():
+                    # Equal linear offsets; exact even for `i*m + j` when the products cancel.
+                    differences.append(difference)
+                    continue
             d1, d2 = one.digits[position], two.digits[position]
             if d1 is None or d2 is None or len(d1) != len(d2):
                 bad = one.access if d1 is None else two.access
                 return Conflict(one.access, two.access, None,
-                                f"the subscript of `{bad.text}` ({bad.location}) is not affine in the loop variables")
+                                f"the subscript of `{bad.text}` ({bad.location}) is not affine in the loop variables, nor splittable into digits the loop bounds keep in range")
             equalities.append((d1, d2))
         outer = self.loop.chain[:-1]
         names = _Names()
         shared = {loop_symbol(i): names.dim(f"o{k}") for k, i in enumerate(outer)}
         first = dict(shared, **{loop_symbol(self.loop.id): names.dim("x1")})
         second = dict(shared, **{loop_symbol(self.loop.id): names.dim("x2")})
-        inner_one = one.access.chain[len(self.loop.chain):]
-        inner_two = two.access.chain[len(self.loop.chain):]
         first.update({loop_symbol(i): names.dim(f"a{k}") for k, i in enumerate(inner_one)})
         second.update({loop_symbol(i): names.dim(f"b{k}") for k, i in enumerate(inner_two)})
         constraints = self._domain(one.access.chain, names, first) + self._domain(two.access.chain, names, second)
@@ -174,6 +209,10 @@ class DependenceTester:
             for p1, p2 in zip(d1, d2):
                 constraints.append(f"{p1.isl(lambda s: first.get(s) or names.rename(s))} = "
                                    f"{p2.isl(lambda s: second.get(s) or names.rename(s))}")
+        by_instance = {instance_one[k]: v for k, v in first.items() if k in instance_one}
+        by_instance |= {instance_two[k]: v for k, v in second.items() if k in instance_two}
+        for difference in differences:
+            constraints.append(f"{difference.isl(lambda s: by_instance.get(s) or shared.get(s) or names.rename(s))} = 0")
         dims = list(dict.fromkeys(list(shared.values()) + ["x1", "x2"] + list(first.values()) + list(second.values())))
         body = " and ".join(constraints)
         for order in ("x1 < x2", "x1 > x2"):
@@ -196,6 +235,52 @@ def _witness(found: isl.Set, i1: int, i2: int) -> Optional[tuple[int, int]]:
                 point.get_coordinate_val(isl.dim_type.set, i2).to_python())
     except Exception:  # noqa: BLE001 - a witness only decorates the message
         return None
+
+
+def _signed_terms(node, sign: int = 1) -> list[tuple[int, object]]:
+    if isinstance(node, c_ast.BinaryOp) and node.op in ("+", "-"):
+        return _signed_terms(node.left, sign) + _signed_terms(node.right, sign if node.op == "+" else -sign)
+    return [(sign, node)]
+
+
+def _split_by_radix(node, resolve) -> Optional[tuple[list[Poly], list[Poly]]]:
+    """([high, ..., low] digits, [radices]) of `X*R + Y` (recursively in X), or None."""
+    terms = _signed_terms(node)
+    radix, high, low = None, Poly.const(0), Poly.const(0)
+    high_nodes = []
+    for sign, term in terms:
+        found = None
+        if isinstance(term, c_ast.BinaryOp) and term.op == "*":
+            for factor, other in ((term.right, term.left), (term.left, term.right)):
+                candidate = to_poly(factor, resolve)
+                if candidate is not None and candidate.constant_value() is None and candidate.is_affine() \
+                        and not any(sym.startswith("L") for sym in candidate.symbols()) \
+                        and (radix is None or candidate == radix):
+                    found = (candidate, other)
+                    break
+        if found is not None:
+            radix = found[0]
+            high_nodes.append((sign, found[1]))
+            continue
+        poly = to_poly(term, resolve)
+        if poly is None or not poly.is_affine():
+            return None
+        low = low + poly.scale(sign)
+    if radix is None:
+        return None
+    digits, radices = [], []
+    if len(high_nodes) == 1 and high_nodes[0][0] == 1:
+        inner = _split_by_radix(high_nodes[0][1], resolve)
+        if inner is not None:
+            digits, radices = inner
+    if not digits:
+        for sign, node_ in high_nodes:
+            poly = to_poly(node_, resolve)
+            if poly is None or not poly.is_affine():
+                return None
+            high = high + poly.scale(sign)
+        digits = [high]
+    return digits + [low], radices + [radix]
 
 
 def _group_by_stride(poly: Poly) -> Optional[dict[tuple[str, ...], Poly]]:

@@ -75,6 +75,9 @@ class Poly:
             out = out + term
         return out
 
+    def rename(self, mapping: dict[str, str]) -> "Poly":
+        return Poly.of({tuple(sorted(mapping.get(s, s) for s in m)): c for m, c in self.terms})
+
     def isl(self, rename: Callable[[str], str]) -> str:
         """ISL text of an affine polynomial, with symbols renamed."""
         parts = []

@@ -1,0 +1,208 @@
+"""Small programs, one construct each, with the verdict the analyzer must reach and why."""
+
+import textwrap
+
+import pytest
+
+from offloader.analysis import analyze_program
+from offloader.buildopts import BuildOptions
+
+
+def verdicts(tmp_path, code, name="case.c"):
+    src = tmp_path / name
+    src.write_text(textwrap.dedent(code))
+    loops = analyze_program(BuildOptions(sources=(str(src),))).to_json()["loops"]
+    return {loop["line"]: loop for loop in loops}
+
+
+CASES = {
+    "linearised_malloc_2d": ("""
+        #include <stdlib.h>
+        void f(int n, int m) {
+          double *a = malloc(sizeof(double) * n * m), *b = malloc(sizeof(double) * n * m);
+          for (int i = 1; i < n - 1; i++)
+            for (int j = 1; j < m - 1; j++)
+              a[i * m + j] = b[(i - 1) * m + j] + b[i * m + j + 1];
+          free(a); free(b);
+        }""", {5: "parallel", 6: "parallel"}),
+    "linearised_out_of_radix_is_sequential": ("""
+        void f(int n, int m, double *restrict a) {
+          for (int i = 0; i < n; i++)
+            for (int j = 0; j <= m; j++)
+              a[i * m + j] = a[i * m + j] + 1;
+        }""", {3: "sequential", 4: "parallel"}),
+    "radix_is_a_sum": ("""
+        void f(int n, int m, double *restrict o, const double *restrict g) {
+          for (int i = 0; i < n; i++)
+            for (int j = 0; j < m; j++)
+              o[(i + 1) * (m + 2) + j + 1] = g[(i + 1) * (m + 2) + j];
+        }""", {3: "parallel", 4: "parallel"}),
+    "index_temporary_is_substituted": ("""
+        void f(int n, int m, float *restrict a, const float *restrict b) {
+          for (int i = 0; i < n; i++) {
+            int row = i * m;
+            for (int j = 0; j < m; j++) { int idx = row + j; a[idx] = 2 * b[idx]; }
+          }
+        }""", {3: "parallel", 5: "parallel"}),
+    "row_pointer_is_rebased": ("""
+        void f(int n, int m, float *restrict a) {
+          for (int i = 0; i < n; i++) {
+            float *row = &a[i * m];
+            for (int j = 0; j < m; j++) row[j] = i + j;
+          }
+        }""", {3: "parallel", 5: "parallel"}),
+    "shifted_row_pointer_overlaps": ("""
+        void f(int n, int m, float *restrict a) {
+          for (int i = 0; i < n; i++) {
+            float *row = &a[i * m];
+            for (int j = 0; j < m + 1; j++) row[j] = i + j;
+          }
+        }""", {3: "sequential", 5: "parallel"}),
+    "triangular": ("""
+        #define N 32
+        double a[N][N];
+        void f(void) {
+          for (int i = 0; i < N; i++)
+            for (int j = 0; j < i; j++)
+              a[i][j] = a[j][i];
+        }""", {5: "parallel", 6: "parallel"}),       # writes the lower triangle, reads the upper
+    "transpose_in_place_is_carried": ("""
+        #define N 32
+        double a[N][N];
+        void f(void) {
+          for (int i = 0; i < N; i++)
+            for (int j = 0; j < N; j++)
+              a[i][j] = a[j][i];
+        }""", {5: "sequential", 6: "parallel"}),
+    "stride_two_is_independent": ("""
+        double a[100];
+        void f(void) { for (int i = 0; i < 98; i += 2) a[i + 1] = a[i]; }
+        """, {3: "parallel"}),
+    "struct_members": ("""
+        struct p { double x, v; };
+        struct p ps[64];
+        void f(double dt) { for (int i = 0; i < 64; i++) ps[i].x += dt * ps[i].v; }
+        """, {4: "parallel"}),
+    "struct_neighbour_is_carried": ("""
+        struct p { double x, v; };
+        struct p ps[64];
+        void f(void) { for (int i = 1; i < 64; i++) ps[i].x = ps[i - 1].x + ps[i].v; }
+        """, {4: "sequential"}),
+    "break_of_inner_loop_only": ("""
+        double a[10][10];
+        void f(void) {
+          for (int i = 0; i < 10; i++)
+            for (int j = 0; j < 10; j++) { if (a[i][j] < 0) break; a[i][j] *= 2; }
+        }""", {4: "parallel", 5: "not-offloadable"}),
+    "return_inside": ("""
+        int f(double *a, int n) { for (int i = 0; i < n; i++) if (a[i] < 0) return i; return -1; }
+        """, {2: "not-offloadable"}),
+    "static_local_state": ("""
+        double a[10];
+        void f(void) { for (int i = 0; i < 10; i++) { static int c; c++; a[i] = c; } }
+        """, {3: "sequential"}),
+    "address_taken_scalar": ("""
+        double a[10];
+        void g(int *p);
+        void f(void) { int t; for (int i = 0; i < 10; i++) { t = i; a[i] = t; } g(&t); }
+        """, {4: "sequential"}),
+    "conditional_write_read_after_loop": ("""
+        double a[10];
+        double f(void) { double last = 0; for (int i = 0; i < 10; i++) if (a[i] > 0) last = a[i]; return last; }
+        """, {3: "sequential"}),
+    "unconditional_write_read_after_loop_is_lastprivate": ("""
+        double a[10];
+        double f(void) { double t = 0; for (int i = 0; i < 10; i++) { t = a[i] * 2; a[i] = t; } return t; }
+        """, {3: "parallel"}),
+    "argmax_is_not_a_reduction": ("""
+        double a[10];
+        int f(void) { double m = a[0]; int k = 0;
+          for (int i = 0; i < 10; i++) if (a[i] > m) { m = a[i]; k = i; }
+          return k; }
+        """, {4: "sequential"}),
+    "min_via_ternary": ("""
+        double a[10];
+        double f(void) { double m = a[0]; for (int i = 0; i < 10; i++) m = a[i] < m ? a[i] : m; return m; }
+        """, {3: "parallel"}),
+    "parameter_arrays_may_alias": ("""
+        void f(int n, double x[100], double y[100]) { for (int i = 0; i < n; i++) y[i] = x[i]; }
+        """, {2: "parallel"}),
+    "inner_while_counter_is_carried": ("""
+        double a[10];
+        void f(void) { int k = 0; for (int i = 0; i < 10; i++) { while (k < i) k++; a[i] = k; } }
+        """, {3: "sequential"}),
+    "loop_variable_changed_in_body": ("""
+        double a[10];
+        void f(void) { for (int i = 0; i < 10; i++) { a[i] = 0; i++; } }
+        """, {3: "not-offloadable"}),
+    "index_array_write_is_carried": ("""
+        int idx[10]; double h[10];
+        void f(void) { for (int i = 0; i < 10; i++) h[idx[i]] += 1; }
+        """, {3: "sequential"}),
+    "index_array_read_is_fine": ("""
+        int idx[10]; double h[10], g[10];
+        void f(void) { for (int i = 0; i < 10; i++) g[i] = h[idx[i]]; }
+        """, {3: "parallel"}),
+    "pointer_to_pointer_rows_are_not_trusted": ("""
+        void f(int n, int m, double **a) { for (int i = 0; i < n; i++) for (int j = 0; j < m; j++) a[i][j] = 0; }
+        """, {2: "sequential"}),
+    "pure_helper_reading_the_written_array": ("""
+        static double sum(const double *v, int n) { double s = 0; for (int k = 0; k < n; k++) s += v[k]; return s; }
+        double a[10];
+        void f(void) { for (int i = 0; i < 10; i++) a[i] = sum(a, 10); }
+        """, {2: "parallel", 4: "sequential"}),
+    "io_in_a_branch": ("""
+        #include <stdio.h>
+        double a[10];
+        void f(void) { for (int i = 0; i < 10; i++) { if (a[i] < 0) printf("neg\\n"); a[i] = 1; } }
+        """, {4: "not-offloadable"}),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_case(tmp_path, name):
+    code, expected = CASES[name]
+    found = verdicts(tmp_path, code)
+    got = {line: found[line]["verdict"] for line in expected if line in found}
+    assert got == expected, {line: found[line]["reasons"] for line in found}
+
+
+def test_lastprivate_and_private_are_reported(tmp_path):
+    loop = verdicts(tmp_path, CASES["unconditional_write_read_after_loop_is_lastprivate"][0])[3]
+    assert loop["lastprivate"] == ["t"] and "t" in loop["private"]
+
+
+def test_reduction_forms(tmp_path):
+    found = verdicts(tmp_path, """
+        #include <math.h>
+        double a[10];
+        double f(void) {
+          double s = 0, p = 1, hi = 0, lo = 1e9, m2 = 0;
+          for (int i = 0; i < 10; i++) {
+            s -= a[i]; p *= a[i]; hi = fmax(hi, a[i]); lo = fmin(a[i], lo);
+            if (a[i] > m2) m2 = a[i];
+          }
+          return s + p + hi + lo + m2;
+        }""")
+    assert {(r["var"], r["op"]) for r in found[6]["reductions"]} == {
+        ("s", "+"), ("p", "*"), ("hi", "max"), ("lo", "min"), ("m2", "max")}
+
+
+def test_dependence_names_kind_iterations_and_both_positions(tmp_path):
+    loop = verdicts(tmp_path, """
+        double a[100];
+        void f(void) {
+          for (int i = 2; i < 100; i++)
+            a[i] = a[i - 2] * 0.5;
+        }""")[4]
+    assert loop["verdict"] == "sequential"
+    dep = loop["dependences"][0]
+    assert dep["var"] == "a" and dep["kind"] == "flow" and dep["distance"] == 2
+    assert dep["source"].endswith(":5:5") and dep["sink"].endswith(":5:12")
+    assert "i=" in loop["reasons"][0]
+
+
+def test_restrict_hint_names_the_pointers(tmp_path):
+    loop = verdicts(tmp_path, "void f(int n, float *x, float *y) { for (int i = 0; i < n; i++) y[i] += x[i]; }\n")[1]
+    assert loop["conditions"] == [{"kind": "no-alias", "vars": ["x", "y"]}]
+    assert any("add `restrict` to x and y" in h for h in loop["hints"])
