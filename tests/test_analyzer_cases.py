@@ -143,9 +143,18 @@ CASES = {
         int idx[10]; double h[10], g[10];
         void f(void) { for (int i = 0; i < 10; i++) g[i] = h[idx[i]]; }
         """, {3: "parallel"}),
-    "pointer_to_pointer_rows_are_not_trusted": ("""
+    "pointer_to_pointer_rows_need_a_check": ("""
         void f(int n, int m, double **a) { for (int i = 0; i < n; i++) for (int j = 0; j < m; j++) a[i][j] = 0; }
-        """, {2: "sequential"}),
+        """, {2: "parallel"}),
+    "pointer_to_pointer_neighbour_rows_are_carried": ("""
+        void f(int n, int m, float **a) {
+          for (int i = 1; i < n; i++)
+            for (int j = 0; j < m; j++) a[i][j] = a[i - 1][j];
+        }""", {3: "sequential", 4: "parallel"}),
+    "row_pointer_in_a_struct_is_not_trusted": ("""
+        struct grid { int n; double *cells; };
+        void f(struct grid *g, struct grid *h) { for (int i = 0; i < g->n; i++) g->cells[i] = h->cells[i]; }
+        """, {3: "sequential"}),
     "pure_helper_reading_the_written_array": ("""
         static double sum(const double *v, int n) { double s = 0; for (int k = 0; k < n; k++) s += v[k]; return s; }
         double a[10];
@@ -156,6 +165,20 @@ CASES = {
         double a[10];
         void f(void) { for (int i = 0; i < 10; i++) { if (a[i] < 0) printf("neg\\n"); a[i] = 1; } }
         """, {4: "not-offloadable"}),
+    "helper_reads_the_reduction_variable": ("""
+        double total, a[10];
+        static double peek(double x) { return x + total; }
+        void f(void) { for (int i = 0; i < 10; i++) total += peek(a[i]); }
+        """, {4: "sequential"}),
+    "pointer_loop_variable": ("""
+        void f(double *a, int n) { for (double *p = a; p < a + n; p++) *p = 0; }
+        """, {2: "not-offloadable"}),
+    "address_taken_offset_is_not_a_parameter": ("""
+        double a[100];
+        void g(int *k);
+        void f(void) { int off = 0; int *po = &off; g(po);
+          for (int i = 0; i < 10; i++) { a[i + off] = a[i]; *po = i; } }
+        """, {5: "sequential"}),
 }
 
 
@@ -200,6 +223,13 @@ def test_dependence_names_kind_iterations_and_both_positions(tmp_path):
     assert dep["var"] == "a" and dep["kind"] == "flow" and dep["distance"] == 2
     assert dep["source"].endswith(":5:5") and dep["sink"].endswith(":5:12")
     assert "i=" in loop["reasons"][0]
+
+
+def test_row_pointer_arrays_get_a_distinct_rows_condition(tmp_path):
+    loop = verdicts(tmp_path, "void f(int n, int m, double **a, double *b) {\n"
+                              "  for (int i = 0; i < n; i++) for (int j = 0; j < m; j++) a[i][j] = b[j];\n}\n")[2]
+    assert {"kind": "distinct-rows", "vars": ["a"]} in loop["conditions"]
+    assert {"kind": "no-alias", "vars": ["a", "b"]} in loop["conditions"]
 
 
 def test_restrict_hint_names_the_pointers(tmp_path):

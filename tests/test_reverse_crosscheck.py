@@ -171,8 +171,13 @@ def _statement_end(text: str, i: int) -> int | None:
     return None
 
 
-def reverse_loop(text: str, line: int, column: int, var: str, trip: dict) -> str:
-    """`text` with the `for` loop at (line, column) running the same iterations backwards."""
+def reverse_loop(text: str, line: int, column: int, var: str, trip: dict,
+                 keep_last: bool = False) -> str:
+    """`text` with the `for` loop at (line, column) running the same iterations backwards.
+
+    With `keep_last`, the sequentially last iteration still runs last (order: n-2, ..., 1,
+    0, n-1), so that variables the analyzer calls lastprivate get their sequential values.
+    """
     at = _offset(text, line, column)
     if not re.match(r"for\b", text[at:]):
         raise RewriteError(f"no `for` at {line}:{column}: {text[at:at + 30]!r}")
@@ -209,6 +214,13 @@ def reverse_loop(text: str, line: int, column: int, var: str, trip: dict) -> str
     new_init = f"{typ + ' ' if typ else ''}{var} = {last}"
     new_cond = f"{count} > 0 && {v} >= {lo} && {v} <= {hi}"
     new_incr = f"{var} -= {step}" if step > 0 else f"{var} += {a}"
+    if keep_last:
+        # Start one before the last value (or at it, for a single iteration); after the
+        # first value come back to the last one, and after that step out of the range.
+        new_init = (f"{typ + ' ' if typ else ''}{var} = {count} >= 2 ? {last} - {step} "
+                    f": {last}")
+        new_incr = (f"{var} = {v} == {last} ? {last} + {step} "
+                    f": ({v} == {S} ? {last} : {v} - {step})")
     new = text[:p + 1] + f"{new_init}; {new_cond}; {new_incr}" + text[close:]
     if typ:
         return new
@@ -302,11 +314,13 @@ HEADER_CASES = [
 ]
 
 
+@pytest.mark.parametrize("keep_last", [False, True], ids=["reverse", "keep-last"])
 @pytest.mark.parametrize("header,var,trip,decl", HEADER_CASES,
                          ids=[c[0] for c in HEADER_CASES])
-def test_rewriter_reverses_iterations(tmp_path, header, var, trip, decl):
-    """The reversed loop visits exactly the original values in reverse (and leaves a
-    variable declared outside the loop with the value the original loop leaves in it)."""
+def test_rewriter_reverses_iterations(tmp_path, header, var, trip, decl, keep_last):
+    """The reversed loop visits exactly the original values in reverse (with `keep_last`:
+    in reverse except that the last one stays last), and leaves a variable declared outside
+    the loop with the value the original loop leaves in it."""
     final = f'printf("final %ld\\n", (long){var});' if decl else ""
     prog = f"""#include <stdio.h>
 #include <stddef.h>
@@ -324,14 +338,15 @@ int main(void)
     (tmp_path / "a.c").write_text(prog)
     line = prog.splitlines().index(next(l for l in prog.splitlines() if "for (" in l)) + 1
     col = prog.splitlines()[line - 1].index("for (") + 1
-    rev = reverse_loop(prog, line, col, var, trip)
+    rev = reverse_loop(prog, line, col, var, trip, keep_last)
     assert rev != prog
     (tmp_path / "b.c").write_text(rev)
     out_a = build_and_run(tmp_path / "a.c").stdout.splitlines()
     out_b = build_and_run(tmp_path / "b.c").stdout.splitlines()
     vals_a = [l for l in out_a if not l.startswith("final")]
     vals_b = [l for l in out_b if not l.startswith("final")]
-    assert vals_b == vals_a[::-1], (rev, out_a, out_b)
+    want = vals_a[::-1] if not keep_last or not vals_a else vals_a[-2::-1] + vals_a[-1:]
+    assert vals_b == want, (rev, out_a, out_b)
     assert [l for l in out_a if l.startswith("final")] == \
         [l for l in out_b if l.startswith("final")], rev
 
@@ -480,7 +495,8 @@ def test_reversing_parallel_loops_keeps_output(sample, tmp_path):
             failures.append(f"{where}: parallel without a trip")
             continue
         try:
-            rev = reverse_loop(text, loop["line"], loop["column"], loop["var"], trip)
+            rev = reverse_loop(text, loop["line"], loop["column"], loop["var"], trip,
+                               keep_last=bool(loop.get("lastprivate")))
         except RewriteError as exc:
             failures.append(f"{where}: cannot rewrite: {exc}")
             continue

@@ -49,7 +49,8 @@ class AnalysisResult:
             "parent": ids.get(v.loop.parent) if v.loop.parent is not None else None,
             "verdict": v.verdict,
             "reductions": [{"var": n, "op": op} for n, op in sorted(v.reductions.items())],
-            "conditions": ([{"kind": "no-alias", "vars": sorted(v.no_alias)}] if v.no_alias else []),
+            "conditions": ([{"kind": "no-alias", "vars": sorted(v.no_alias)}] if v.no_alias else [])
+                          + [{"kind": "distinct-rows", "vars": [n]} for n in sorted(v.distinct_rows)],
             "reasons": list(v.reasons),
             "private": sorted(v.private), "lastprivate": sorted(v.lastprivate),
             "dependences": v.dependences, "hints": list(v.hints),

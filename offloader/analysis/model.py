@@ -46,6 +46,7 @@ class MemoryAccess(Event):
     read: bool
     text: str                       # the access as written, for messages
     through_loaded_pointer: bool = False
+    through_rows: bool = False      # `a[i][j]` on `T **a`: row pointers loaded from `a` itself
 
 
 @dataclass(frozen=True)
@@ -375,11 +376,22 @@ class _ExprVisitor:
         if base is not None and self.w.variable_type(base).kind == "pointer":
             self.w._scalar(base, node, self.path, self.unconditional, write=False, read=True)
         text = _GENERATOR.visit(node)
+        rows = loaded and self._is_row_access(base, components)
         self.w.model.events.append(MemoryAccess(
             next(self.w.seq), self.w._chain(), self.path,
             self.w.locate(node.coord, base) if base else self.w.locate(node.coord),
             self.unconditional, base, tuple(components),
-            write=mode != "read", read=mode != "write", text=text, through_loaded_pointer=loaded))
+            write=mode != "read", read=mode != "write", text=text,
+            through_loaded_pointer=loaded and not rows, through_rows=rows))
+
+    def _is_row_access(self, base: Optional[str], components: list[Component]) -> bool:
+        """`a[i][j]` where `a` is a pointer to (or array of) row pointers to plain elements."""
+        if base is None or len(components) != 2 or any(c.index is None for c in components):
+            return False
+        outer = self.w.variable_type(base)
+        row = outer.inner if outer.kind in ("pointer", "array") else None
+        element = row.inner if row is not None and row.kind == "pointer" else None
+        return element is not None and element.kind in ("scalar", "float")
 
     def _path_of(self, node: c_ast.Node) -> tuple[Optional[str], list[Component], bool]:
         """(base variable, components, whether a pointer stored in memory is followed)."""

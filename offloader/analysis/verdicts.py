@@ -28,6 +28,7 @@ class LoopVerdict:
     private: set[str] = field(default_factory=set)
     lastprivate: set[str] = field(default_factory=set)
     no_alias: set[str] = field(default_factory=set)
+    distinct_rows: set[str] = field(default_factory=set)   # row-pointer arrays whose rows must not overlap
     dependences: list[dict] = field(default_factory=list)
     hints: list[str] = field(default_factory=list)
 
@@ -49,6 +50,7 @@ class FunctionAnalysis:
             else:
                 self.header_problems[loop.id] = problem
         self.points = PointsTo(model)
+        self.address_taken = {e.name for e in model.events if isinstance(e, ScalarAccess) and e.address_taken}
 
     def run(self) -> list[LoopVerdict]:
         return [self._decide_safely(loop) for loop in self.model.loops]
@@ -75,15 +77,19 @@ class FunctionAnalysis:
         result.reductions = scalars.reductions
         reasons = list(scalars.carried)
         written = {e.name for e in events if isinstance(e, ScalarAccess) and e.write}
+        reasons += self._calls_reading_written_scalars(events, written)
         reasons += self._memory(loop, events, written, result)
         if reasons:
             result.verdict, result.reasons = "sequential", reasons
             result.reductions = {}
-            result.no_alias = set()
+            result.no_alias, result.distinct_rows = set(), set()
             return result
         result.verdict = "parallel"
         for name in sorted(result.lastprivate):
             result.hints.append(f"`{name}` is read after the loop: the value of the last iteration is kept")
+        for name in sorted(result.distinct_rows):
+            result.hints.append(f"`{name}` is an array of row pointers: the run-time check also "
+                                "makes sure no two rows overlap")
         if result.no_alias:
             params = sorted(n for n in result.no_alias
                             if (v := self.model.variables.get(n)) and v.storage == "param")
@@ -99,6 +105,9 @@ class FunctionAnalysis:
         if header is None:
             return [self.header_problems[loop.id]]
         reasons = []
+        variable = self.model.variables.get(header.var)
+        if variable is not None and variable.ctype.kind != "scalar":
+            reasons.append(f"the loop variable `{header.var}` is not an integer")
         bound_names = _names_in(header.end) | _names_in(header.start)
         for event in events:
             if isinstance(event, ScalarAccess) and event.write:
@@ -157,6 +166,7 @@ class FunctionAnalysis:
                     result.dependences.append(_dependence_json(base, conflict))
                     break
         written_bases = {a.base for a in accesses if a.write}
+        result.distinct_rows = {a.base for a in accesses if a.through_rows and a.write}
         for x, y in itertools.combinations(sorted(by_base), 2):
             if (x in written_bases or y in written_bases) and self.points.may_alias(x, y):
                 result.no_alias.update((x, y))
@@ -186,6 +196,16 @@ class FunctionAnalysis:
         components = tuple(prefix[:-1]) + (Component(index=index),) + access.components[1:]
         return replace(access, base=base, components=components)
 
+    def _calls_reading_written_scalars(self, events, written: set[str]) -> list[str]:
+        """A helper that reads a global scalar the loop writes sees other iterations' values."""
+        reasons = []
+        for event in events:
+            if isinstance(event, Call):
+                for name in sorted(self.summaries.of(event.name).reads_globals & written):
+                    reasons.append(f"`{event.name}` (called at {event.location}) reads global `{name}`, "
+                                   "which the loop writes")
+        return reasons
+
     def _call_reads(self, events) -> list[MemoryAccess]:
         """Pure user functions read memory through their pointer arguments: model each such
         argument as a read of the whole object (no subscripts, so it conflicts with any write)."""
@@ -201,6 +221,9 @@ class FunctionAnalysis:
                                               root, (), False, True, f"{event.name}(...) reading its argument {index + 1}",
                                               root is None))
             for name in sorted(summary.reads_globals):
+                variable = self.model.variables.get(name)
+                if variable is not None and not variable.ctype.is_memory:
+                    continue     # scalars: see _calls_reading_written_scalars
                 reads.append(MemoryAccess(event.seq, event.chain, event.path, event.location, False,
                                           name, (), False, True, f"{event.name}(...) reading `{name}`"))
         return reads
@@ -216,7 +239,7 @@ class FunctionAnalysis:
         if name in self.enumerators and name not in self.model.variables:
             return Poly.symbol("P_" + name)
         variable = self.model.variables.get(name)
-        if variable is None or variable.ctype.kind != "scalar":
+        if variable is None or variable.ctype.kind != "scalar" or name in self.address_taken:
             return None
         if name not in written and name not in loop.declared_inside:
             return Poly.symbol("P_" + name)
