@@ -442,6 +442,34 @@ def test_crosscheck_detects_a_wrong_verdict(tmp_path):
     assert not ok, "reversing a prefix sum did not change the output: the cross-check is blind"
 
 
+def test_keep_last_preserves_a_lastprivate_value(tmp_path):
+    """A temporary that is live after the loop (lastprivate) ends with the value of the last
+    iteration: plain reversal changes it, the keep-last order does not."""
+    prog = """#include <stdio.h>
+double a[10], b[10];
+int main(void)
+{
+    double t = 0.0;
+    for (int i = 0; i < 10; i++)
+        a[i] = i * i;
+    for (int i = 0; i < 10; i++) {   /* LP */
+        t = a[i] + 1.0;
+        b[i] = 2.0 * t;
+    }
+    printf("%g %g %g\\n", t, b[0], b[9]);
+    return 0;
+}
+"""
+    (tmp_path / "a.c").write_text(prog)
+    base = build_and_run(tmp_path / "a.c").stdout
+    line, col = _find_for(prog, "/* LP */")
+    trip = dict(start="0", end="10", step=1)
+    (tmp_path / "rev.c").write_text(reverse_loop(prog, line, col, "i", trip))
+    (tmp_path / "last.c").write_text(reverse_loop(prog, line, col, "i", trip, keep_last=True))
+    assert build_and_run(tmp_path / "rev.c").stdout != base
+    assert build_and_run(tmp_path / "last.c").stdout == base
+
+
 def test_output_comparison():
     assert outputs_match("sum = 1.0000001\n", "sum = 1.0000002\n", True)[0]
     assert not outputs_match("sum = 1.0000001\n", "sum = 1.0000002\n", False)[0]
@@ -515,7 +543,11 @@ def test_reversing_parallel_loops_keeps_output(sample, tmp_path):
             continue
         ok, why = outputs_match(base.stdout, out.stdout, tolerant=bool(loop.get("reductions")))
         if not ok:
+            cond = loop.get("conditions")
             failures.append(f"{where}: reversing the loop changes the output ({why}); "
                             f"trip {trip}, reductions {loop.get('reductions')}, "
-                            f"private {loop.get('private')}")
+                            f"private {loop.get('private')}, lastprivate "
+                            f"{loop.get('lastprivate')}"
+                            + (f"; the verdict holds only under {cond}: if those do not hold"
+                               f" in this run, the run-time check must catch it" if cond else ""))
     assert not failures, "\n".join(failures)

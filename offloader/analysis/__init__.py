@@ -111,7 +111,7 @@ def analyze_program(options: BuildOptions) -> AnalysisResult:
         for node in unit.ast.ext:
             if isinstance(node, c_ast.FuncDef) and node.coord and node.coord.file == unit.source.path:
                 try:
-                    model = FunctionWalker(node, globals_, types, unit.location, loop_ids).run()
+                    model = FunctionWalker(node, globals_, types, unit, loop_ids).run()
                 except (RecursionError, ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
                     fallback += _unfollowed_loops(node, unit, loop_ids, exc)
                     continue

@@ -102,9 +102,10 @@ class FunctionWalker:
     """Walks one function body once and records the model."""
 
     def __init__(self, func: c_ast.FuncDef, globals_: dict[str, Variable], types: TypeTable,
-                 locate, loop_ids: itertools.count):
+                 unit, loop_ids: itertools.count):
         self.types = types
-        self.locate = locate
+        self.locate = unit.location
+        self.spelled = unit.text_at
         self.loop_ids = loop_ids
         self.blocks = itertools.count()
         self.seq = itertools.count()
@@ -375,11 +376,11 @@ class _ExprVisitor:
                 self.visit(comp.index, "read")
         if base is not None and self.w.variable_type(base).kind == "pointer":
             self.w._scalar(base, node, self.path, self.unconditional, write=False, read=True)
-        text = _GENERATOR.visit(node)
+        location = self.w.locate(node.coord, base) if base else self.w.locate(node.coord)
+        text = self.w.spelled(location, base) or _GENERATOR.visit(node)
         rows = loaded and self._is_row_access(base, components)
         self.w.model.events.append(MemoryAccess(
-            next(self.w.seq), self.w._chain(), self.path,
-            self.w.locate(node.coord, base) if base else self.w.locate(node.coord),
+            next(self.w.seq), self.w._chain(), self.path, location,
             self.unconditional, base, tuple(components),
             write=mode != "read", read=mode != "write", text=text,
             through_loaded_pointer=loaded and not rows, through_rows=rows))

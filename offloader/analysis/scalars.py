@@ -41,8 +41,9 @@ def classify_scalars(model: FunctionModel, loop: Loop, var: str, events: list[Ev
         if not writes:
             continue
         variable = model.variables.get(name)
+        noun = "pointer" if variable is not None and variable.ctype.kind == "pointer" else "scalar"
         if any(e.address_taken for e in model.events if isinstance(e, ScalarAccess) and e.name == name):
-            verdict.carried.append(f"scalar `{name}` is written at {writes[0].location} and its address "
+            verdict.carried.append(f"{noun} `{name}` is written at {writes[0].location} and its address "
                                    "is taken, so other accesses cannot be followed")
             continue
         ops = {a.reduction for a in accesses}
@@ -54,7 +55,7 @@ def classify_scalars(model: FunctionModel, loop: Loop, var: str, events: list[Ev
             read = exposed[0]
             source = max(writes, key=lambda w: w.seq)
             verdict.carried.append(
-                f"scalar `{name}` is read at {read.location} before it is written in the same "
+                f"{noun} `{name}` is read at {read.location} before it is written in the same "
                 f"iteration, so it carries the value written at {source.location} by the previous iteration")
             continue
         verdict.private.add(name)
@@ -66,7 +67,7 @@ def classify_scalars(model: FunctionModel, loop: Loop, var: str, events: list[Ev
                 verdict.lastprivate.add(name)
             else:
                 verdict.carried.append(
-                    f"scalar `{name}` is written in only some iterations ({writes[0].location}) and "
+                    f"{noun} `{name}` is written in only some iterations ({writes[0].location}) and "
                     "read after the loop, so its final value depends on iteration order")
     return verdict
 

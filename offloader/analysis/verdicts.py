@@ -139,7 +139,8 @@ class FunctionAnalysis:
         for access in accesses:
             by_base.setdefault(access.base, []).append(access)
         any_write = any(a.write for a in accesses)
-        reasons = []
+        reasons: list[str] = []
+        moving: dict[str, list[MemoryAccess]] = {}
         for access in accesses:
             if access.base is None and (access.write or any_write):
                 reasons.append(f"`{access.text}` at {access.location} reaches memory the analysis cannot name")
@@ -147,8 +148,13 @@ class FunctionAnalysis:
                 reasons.append(f"`{access.text}` at {access.location} goes through a pointer loaded from "
                                "memory, which may point anywhere another iteration writes")
             elif access.base in written_scalars and any_write:
-                reasons.append(f"`{access.text}` at {access.location} goes through pointer `{access.base}`, "
-                               "which changes inside the loop")
+                moving.setdefault(access.base, []).append(access)
+        for base, group in moving.items():
+            first = group[0]
+            more = f" and {len(group) - 1} more" if len(group) > 1 else ""
+            verb = "go" if more else "goes"
+            reasons.append(f"`{first.text}` at {first.location}{more} {verb} through pointer `{base}`, "
+                           "which changes inside the loop")
         if reasons:
             return list(dict.fromkeys(reasons))
         tester = DependenceTester(loop, self.loops, self.headers,

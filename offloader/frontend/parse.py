@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import re
 from dataclasses import dataclass, field
+from typing import Optional
 
 from pycparser import c_ast, c_parser
 
@@ -36,6 +37,44 @@ class TranslationUnit:
             column = _rescan_column(self.preprocessed_lines.get((file, line), ""),
                                     self.source.line(line), token, column)
         return SourceLocation(file, line, column)
+
+    def text_at(self, location: SourceLocation, name: Optional[str]) -> Optional[str]:
+        """The user's own spelling of the access to `name` at `location`, if it is there."""
+        if location.file != self.source.path or not name:
+            return None
+        text = access_text(self.source.line(location.line), location.column)
+        return text if text and re.match(re.escape(name) + r"\b", text) else None
+
+
+def access_text(line: str, column: int) -> Optional[str]:
+    """The access expression that starts at `column` of an original line, as the user wrote
+    it: a name followed by any `[...]`, `.field` and `->field` parts. None if there is none."""
+    match = re.compile(r"[A-Za-z_]\w*").match(line, column - 1)
+    if not match:
+        return None
+    end = match.end()
+    while end < len(line):
+        rest = line[end:]
+        stripped = rest.lstrip()
+        skip = len(rest) - len(stripped)
+        if stripped.startswith("["):
+            depth, k = 0, end + skip
+            while k < len(line):
+                depth += {"[": 1, "]": -1}.get(line[k], 0)
+                k += 1
+                if depth == 0:
+                    break
+            if depth != 0:
+                return None
+            end = k
+        elif stripped.startswith(("->", ".")) and not stripped.startswith("..."):
+            field = re.compile(r"(->|\.)\s*[A-Za-z_]\w*").match(line, end + skip)
+            if not field:
+                break
+            end = field.end()
+        else:
+            break
+    return line[column - 1:end]
 
 
 _TOKEN = re.compile(r"[A-Za-z_]\w*|\d[\w.]*|\S")
