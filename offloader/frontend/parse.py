@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 from dataclasses import dataclass, field
 from typing import Optional
@@ -84,24 +85,33 @@ def _tokens(text: str) -> list[tuple[str, int]]:
     return [(m.group(0), m.start() + 1) for m in _TOKEN.finditer(text)]
 
 
-def _rescan_column(preprocessed: str, original: str, token: str, column: int) -> int:
-    """Column in the original line of the token found at `column` of the preprocessed line.
+@functools.lru_cache(maxsize=4096)
+def _column_map(preprocessed: str, original: str) -> dict[tuple[str, int], int]:
+    """(token, preprocessed column) -> original column, for every token of one line.
 
     The two lines are aligned token by token (difflib); a token inside a macro expansion
     has no counterpart and is placed on the macro's name in the original.
     """
     original = _COMMENT.sub(lambda m: " " * len(m.group(0)), original)
     pp, orig = _tokens(preprocessed), _tokens(original)
-    index = next((k for k, (text, col) in enumerate(pp) if col == column and text == token), None)
-    if index is None or not orig:
-        return column
+    mapping: dict[tuple[str, int], int] = {}
+    if not orig:
+        return mapping
     matcher = difflib.SequenceMatcher(None, [t for t, _ in pp], [t for t, _ in orig], autojunk=False)
     for tag, i1, i2, j1, j2 in matcher.get_opcodes():
-        if i1 <= index < i2:
+        for index in range(i1, i2):
             if tag == "equal":
-                return orig[j1 + index - i1][1]
-            return orig[j1][1] if j1 < len(orig) else column
-    return column
+                mapping[pp[index]] = orig[j1 + index - i1][1]
+            elif j1 < len(orig):
+                mapping[pp[index]] = orig[j1][1]
+    return mapping
+
+
+def _rescan_column(preprocessed: str, original: str, token: str, column: int) -> int:
+    """Column in the original line of `token` found at `column` of the preprocessed line."""
+    if preprocessed == original:
+        return column
+    return _column_map(preprocessed, original).get((token, column), column)
 
 
 def _map_lines(text: str) -> dict[tuple[str, int], str]:
