@@ -236,3 +236,28 @@ def test_restrict_hint_names_the_pointers(tmp_path):
     loop = verdicts(tmp_path, "void f(int n, float *x, float *y) { for (int i = 0; i < n; i++) y[i] += x[i]; }\n")[1]
     assert loop["conditions"] == [{"kind": "no-alias", "vars": ["x", "y"]}]
     assert any("add `restrict` to x and y" in h for h in loop["hints"])
+
+
+def test_gnu_extensions_parse_and_count_as_side_effects(tmp_path):
+    found = verdicts(tmp_path, """
+        #include <stdarg.h>
+        #include <stdio.h>
+        static unsigned long long ticks(void) {
+          unsigned lo, hi; __asm__ __volatile__ ("rdtsc" : "=a" (lo), "=d" (hi));
+          return ((unsigned long long)hi << 32) | lo;
+        }
+        static int sum_all(int n, ...) {
+          va_list ap; int s = 0; va_start(ap, n);
+          for (int i = 0; i < n; i++) s += va_arg(ap, int);
+          va_end(ap); return s;
+        }
+        double a[64];
+        int main(void) {
+          for (int i = 0; i < 4; i++) { asm("nop"); a[i] = 0; }
+          for (int i = 0; i < 64; i++) a[i] = i;
+          printf("%d %llu\\n", sum_all(2, 1, 2), ticks());
+          return 0;
+        }""")
+    assert found[10]["verdict"] == "not-offloadable"      # va_arg advances the list
+    assert found[15]["verdict"] == "not-offloadable"      # inline assembly
+    assert found[16]["verdict"] == "parallel"

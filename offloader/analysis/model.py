@@ -423,8 +423,7 @@ class _ExprVisitor:
         if isinstance(node, c_ast.Cast):
             base, comps, loaded = self._path_of(node.expr)
             return None, comps, loaded
-        for _, child in node.children():
-            self.visit(child, "read")
+        self.visit(node, "read")     # a computed address: its calls and reads still count
         return None, [], True
 
     def _is_pointer_value(self, base: Optional[str], comps: list[Component]) -> bool:

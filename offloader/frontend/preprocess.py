@@ -46,4 +46,27 @@ def preprocess(path: str, flags: list[str]) -> str:
             raise UserError(match["what"].strip(), location)
         first = done.stderr.strip().splitlines()[:1] or ["the preprocessor failed"]
         raise UserError(first[0], file=path)
-    return done.stdout
+    return strip_inline_assembly(done.stdout)
+
+
+_ASM = re.compile(r"\b(?:__asm__|__asm|asm)\b(?:\s+(?:volatile|__volatile__|goto|inline))*\s*\(")
+
+
+def strip_inline_assembly(text: str) -> str:
+    """Replace GNU inline assembly (`__asm__ volatile (...)`), which pycparser cannot parse,
+    by a call to an unknown function, so that a loop containing it is never offloaded."""
+    out, position = [], 0
+    for match in _ASM.finditer(text):
+        if match.start() < position:
+            continue
+        depth, k = 1, match.end()
+        while k < len(text) and depth:
+            depth += {"(": 1, ")": -1}.get(text[k], 0)
+            k += 1
+        out.append(text[position:match.start()])
+        before = text[:match.start()].rstrip()
+        if not before or before[-1] in ";{}:":
+            out.append("__offload_inline_asm()")      # a statement: an opaque call
+        position = k                                  # else a declaration's symbol name: dropped
+    out.append(text[position:])
+    return "".join(out)
