@@ -261,3 +261,17 @@ def test_gnu_extensions_parse_and_count_as_side_effects(tmp_path):
     assert found[10]["verdict"] == "not-offloadable"      # va_arg advances the list
     assert found[15]["verdict"] == "not-offloadable"      # inline assembly
     assert found[16]["verdict"] == "parallel"
+
+
+def test_union_members_overlap(tmp_path):
+    found = verdicts(tmp_path, """
+        union cell { double d; long bits; };
+        union cell c[64];
+        struct pair { double d; long bits; };
+        struct pair s[64];
+        void f(void) {
+          for (int i = 1; i < 64; i++) c[i].d = c[i - 1].bits;
+          for (int i = 1; i < 64; i++) s[i].d = s[i - 1].bits;
+        }""")
+    assert found[7]["verdict"] == "sequential"
+    assert found[8]["verdict"] == "parallel"

@@ -10,7 +10,7 @@ from pycparser import c_ast
 
 @dataclass(frozen=True)
 class CType:
-    """kind is one of: scalar, float, pointer, array, struct, function, unknown."""
+    """kind is one of: scalar, float, pointer, array, struct, union, function, unknown."""
 
     kind: str
     inner: Optional["CType"] = None
@@ -21,7 +21,7 @@ class CType:
     @property
     def is_memory(self) -> bool:
         """Values of this type are reached through subscripts or fields."""
-        return self.kind in ("pointer", "array", "struct")
+        return self.kind in ("pointer", "array", "struct", "union")
 
 
 INT = CType("scalar")
@@ -78,7 +78,8 @@ class TypeTable:
                 if name is None and inner.decls is not None:
                     name = f"<anon@{id(inner)}>"
                     self.structs[name] = {d.name: d.type for d in inner.decls if d.name}
-                return CType("struct", struct=name, const=const)
+                return CType("union" if isinstance(inner, c_ast.Union) else "struct",
+                             struct=name, const=const)
             if isinstance(inner, c_ast.Enum):
                 return CType("scalar", const=const)
         if isinstance(node, c_ast.Typename):

@@ -409,7 +409,11 @@ class _ExprVisitor:
                 if not isinstance(node.name, c_ast.ID) and self._is_pointer_value(base, comps):
                     loaded = True
                 comps = comps + [Component(index=c_ast.Constant("int", "0"))]
-            return base, comps + [Component(field=node.field.name)], loaded
+            # Members of a struct never overlap; members of a union (or of a type the
+            # model cannot resolve) may, so they all get one shared name.
+            owner = self._type_of(base, comps)
+            field_name = node.field.name if owner.kind == "struct" else "*"
+            return base, comps + [Component(field=field_name)], loaded
         if isinstance(node, c_ast.UnaryOp) and node.op == "*":
             inner = node.expr
             offset: c_ast.Node = c_ast.Constant("int", "0")
@@ -426,16 +430,22 @@ class _ExprVisitor:
         self.visit(node, "read")     # a computed address: its calls and reads still count
         return None, [], True
 
-    def _is_pointer_value(self, base: Optional[str], comps: list[Component]) -> bool:
-        """Whether base+comps names a pointer stored in memory (so indexing it loads it)."""
+    def _type_of(self, base: Optional[str], comps: list[Component]) -> CType:
+        """The C type reached by base+comps (unknown where the model loses track)."""
         if base is None:
-            return True
+            return UNKNOWN
         ctype = self.w.variable_type(base)
         for comp in comps:
             if ctype.kind == "unknown":
-                return True
+                return UNKNOWN
             if comp.index is not None:
-                ctype = ctype.inner if ctype.inner is not None else CType("unknown")
+                ctype = ctype.inner if ctype.inner is not None else UNKNOWN
+            elif comp.field == "*":
+                return UNKNOWN
             else:
                 ctype = self.w.types.field_type(ctype.struct, comp.field)
-        return ctype.kind in ("pointer", "unknown")
+        return ctype
+
+    def _is_pointer_value(self, base: Optional[str], comps: list[Component]) -> bool:
+        """Whether base+comps names a pointer stored in memory (so indexing it loads it)."""
+        return self._type_of(base, comps).kind in ("pointer", "unknown")
