@@ -275,3 +275,14 @@ def test_union_members_overlap(tmp_path):
         }""")
     assert found[7]["verdict"] == "sequential"
     assert found[8]["verdict"] == "parallel"
+
+
+def test_min_in_a_bound_keeps_linearised_subscripts_exact(tmp_path):
+    found = verdicts(tmp_path, """
+        #define MIN(a, b) ((a) < (b) ? (a) : (b))
+        void f(int n, int m, int t, double *restrict a) {
+          for (int i = 0; i < n; i++)
+            for (int j = 0; j < MIN(t, m); j++)
+              a[i * m + j] = 0;
+        }""")
+    assert found[4]["verdict"] == "parallel"

@@ -155,12 +155,10 @@ class DependenceTester:
             resolve = lambda n, c=outer: self.resolve(n, c, None)  # noqa: E731
             var = dim_of[loop_symbol(loop_id)]
             start = to_poly(header.start, resolve)
-            lower, upper = bound_polys(header, resolve)
+            lowers, uppers = bound_polys(header, resolve)
             rename = lambda s: dim_of.get(s) or names.rename(s)  # noqa: E731
-            if lower is not None and lower.is_affine():
-                constraints.append(f"{var} >= {lower.isl(rename)}")
-            if upper is not None and upper.is_affine():
-                constraints.append(f"{var} <= {upper.isl(rename)}")
+            constraints += [f"{var} >= {p.isl(rename)}" for p in lowers if p.is_affine()]
+            constraints += [f"{var} <= {p.isl(rename)}" for p in uppers if p.is_affine()]
             if abs(header.step) > 1 and start is not None and start.is_affine():
                 constraints.append(f"exists (e{loop_id}_{var} : {var} = {start.isl(rename)} + "
                                    f"{abs(header.step) if header.step > 0 else header.step}*e{loop_id}_{var}"

@@ -86,9 +86,29 @@ def parse_header(loop: c_ast.For) -> tuple[Optional[Header], Optional[str]]:
     return Header(var, start, end, step, op in ("<=", ">="), declares), None
 
 
-def bound_polys(header: Header, resolve) -> tuple[Optional[Poly], Optional[Poly]]:
-    """Lower and upper inclusive bounds as polynomials (None where not polynomial)."""
-    start, end = to_poly(header.start, resolve), to_poly(header.end, resolve)
-    if end is not None and not header.inclusive:
-        end = end - Poly.const(1) if header.step > 0 else end + Poly.const(1)
-    return (start, end) if header.step > 0 else (end, start)
+def _parts(node: c_ast.Node, want: str) -> list[c_ast.Node]:
+    """The operands of a `min`/`max` written as `a < b ? a : b` (nested too), else [node]."""
+    if isinstance(node, c_ast.TernaryOp) and isinstance(node.cond, c_ast.BinaryOp) \
+            and node.cond.op in ("<", "<=", ">", ">="):
+        a, b = node.cond.left, node.cond.right
+        picks_smaller = (node.cond.op in ("<", "<=")) == (_GEN.visit(node.iftrue) == _GEN.visit(a))
+        if {_GEN.visit(node.iftrue), _GEN.visit(node.iffalse)} == {_GEN.visit(a), _GEN.visit(b)} \
+                and (want == "min") == picks_smaller:
+            return _parts(a, want) + _parts(b, want)
+    return [node]
+
+
+def bound_polys(header: Header, resolve) -> tuple[list[Poly], list[Poly]]:
+    """Inclusive lower and upper bounds as polynomials. A `min` in an upper bound (a `max`
+    in a lower one) gives one bound per operand; parts that are not polynomials are left
+    out, which only widens the range."""
+    start_side, end_side = ("max", "min") if header.step > 0 else ("min", "max")
+    starts = [p for p in (to_poly(n, resolve) for n in _parts(header.start, start_side)) if p is not None]
+    ends = []
+    for node in _parts(header.end, end_side):
+        end = to_poly(node, resolve)
+        if end is not None and not header.inclusive:
+            end = end - Poly.const(1) if header.step > 0 else end + Poly.const(1)
+        if end is not None:
+            ends.append(end)
+    return (starts, ends) if header.step > 0 else (ends, starts)
