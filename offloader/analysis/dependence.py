@@ -48,10 +48,8 @@ class Conflict:
 class DependenceTester:
     """Builds and tests ISL sets for the accesses of one loop L."""
 
-    def __init__(self, loop: Loop, loops: dict[int, Loop], headers: dict[int, Header],
-                 resolve: Resolver):
+    def __init__(self, loop: Loop, headers: dict[int, Header], resolve: Resolver):
         self.loop = loop
-        self.loops = loops
         self.headers = headers
         self.resolve = resolve
         self._domains: dict[tuple[int, ...], list[str]] = {}

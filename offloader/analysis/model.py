@@ -93,9 +93,13 @@ class FunctionModel:
     variables: dict[str, Variable]
     loops: list[Loop] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
+    _inside: dict[int, list[Event]] = field(default_factory=dict, repr=False)
 
     def events_in(self, loop: Loop) -> list[Event]:
-        return [e for e in self.events if loop.id in e.chain]
+        """Events inside the loop (its header's condition and step included), in order."""
+        if loop.id not in self._inside:
+            self._inside[loop.id] = [e for e in self.events if loop.id in e.chain]
+        return self._inside[loop.id]
 
 
 class FunctionWalker:

@@ -40,7 +40,6 @@ class FunctionAnalysis:
         self.model = model
         self.summaries = summaries
         self.enumerators = enumerators
-        self.loops = {loop.id: loop for loop in model.loops}
         self.headers: dict[int, Header] = {}
         self.header_problems: dict[int, str] = {}
         for loop in model.loops:
@@ -157,7 +156,7 @@ class FunctionAnalysis:
                            "which changes inside the loop")
         if reasons:
             return list(dict.fromkeys(reasons))
-        tester = DependenceTester(loop, self.loops, self.headers,
+        tester = DependenceTester(loop, self.headers,
                                   lambda n, c, a: self._resolve(loop, written_scalars, n, c, a))
         for base, group in sorted(by_base.items(), key=lambda item: str(item[0])):
             if not any(a.write for a in group):
