@@ -18,6 +18,7 @@ import argparse
 import collections
 import datetime as dt
 import json
+import os
 import platform
 import random
 import shutil
@@ -558,7 +559,7 @@ def main(argv: list[str] | None = None) -> int:
         "loops": len(doc["loops"]),
         "verdicts": dict(sorted(verdicts.items())),
         "cpu": cpu_model(),
-        "cpus": __import__("os").cpu_count(),
+        "cpus": os.cpu_count(),
         "python": platform.python_version(),
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
