@@ -286,3 +286,22 @@ def test_min_in_a_bound_keeps_linearised_subscripts_exact(tmp_path):
               a[i * m + j] = 0;
         }""")
     assert found[4]["verdict"] == "parallel"
+
+
+def test_two_upper_bounds_joined_by_and(tmp_path):
+    loop = verdicts(tmp_path, """
+        void f(int n, int p, double *restrict a, const double *restrict b) {
+          for (int i = 0; i < n && i < p; i++) a[i] = b[i];
+        }""")[3]
+    assert loop["verdict"] == "parallel"
+    assert loop["trip"]["end"] == "(n < p) ? (n) : (p)"
+
+
+def test_helper_reading_the_whole_array_is_described_as_such(tmp_path):
+    loop = verdicts(tmp_path, """
+        double A[16];
+        static double peek(int i) { return A[i + 1]; }
+        void f(void) { for (int i = 0; i < 15; i++) A[i] = peek(i) + 1.0; }
+        """)[4]
+    assert loop["verdict"] == "sequential"
+    assert "may read any element" in loop["reasons"][0]

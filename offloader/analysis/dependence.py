@@ -166,6 +166,11 @@ class DependenceTester:
     # ---- the test ----------------------------------------------------------------------
     def conflict(self, one: Subscripts, two: Subscripts) -> Optional[Conflict]:
         """A proven or assumed cross-iteration conflict between two accesses, or None."""
+        for whole, other in ((one, two), (two, one)):
+            if not whole.access.components and other.access.write:
+                return Conflict(one.access, two.access, None,
+                                f"{whole.access.text} ({whole.access.location}) may read any element "
+                                f"while `{other.access.text}` ({other.access.location}) writes one")
         equalities, differences = [], []
         inner_one = one.access.chain[len(self.loop.chain):]
         inner_two = two.access.chain[len(self.loop.chain):]

@@ -39,6 +39,31 @@ def _init(node: c_ast.Node) -> Optional[tuple[str, c_ast.Node, bool]]:
     return None
 
 
+def _bound(cond: c_ast.Node, var: str) -> Optional[tuple[str, c_ast.Node]]:
+    """(op, end) of `var op end` or `end op' var`."""
+    if not (isinstance(cond, c_ast.BinaryOp) and cond.op in _FLIP):
+        return None
+    if isinstance(cond.left, c_ast.ID) and cond.left.name == var:
+        return cond.op, cond.right
+    if isinstance(cond.right, c_ast.ID) and cond.right.name == var:
+        return _FLIP[cond.op], cond.left
+    return None
+
+
+def _conjunction_as_min(cond: c_ast.Node, var: str) -> c_ast.Node:
+    """`i < a && i < b` as `i < (a < b ? a : b)` (and `i > a && i > b` with a max)."""
+    if not (isinstance(cond, c_ast.BinaryOp) and cond.op == "&&"):
+        return cond
+    left = _bound(_conjunction_as_min(cond.left, var), var)
+    right = _bound(_conjunction_as_min(cond.right, var), var)
+    if left is None or right is None or left[0] != right[0] or left[0] == "!=":
+        return cond
+    op, (a, b) = left[0], (left[1], right[1])
+    pick = "<" if op in ("<", "<=") else ">"
+    end = c_ast.TernaryOp(c_ast.BinaryOp(pick, a, b), a, b)
+    return c_ast.BinaryOp(op, c_ast.ID(var), end)
+
+
 def _constant(node: c_ast.Node) -> Optional[int]:
     poly = to_poly(node, lambda name: None)
     return poly.constant_value() if poly is not None else None
@@ -67,7 +92,7 @@ def parse_header(loop: c_ast.For) -> tuple[Optional[Header], Optional[str]]:
     if init is None:
         return None, "the loop header does not start by setting one loop variable"
     var, start, declares = init
-    cond = loop.cond
+    cond = _conjunction_as_min(loop.cond, var) if loop.cond is not None else None
     if not (isinstance(cond, c_ast.BinaryOp) and cond.op in _FLIP):
         return None, "the loop condition is not a simple bound on the loop variable"
     if isinstance(cond.left, c_ast.ID) and cond.left.name == var:
