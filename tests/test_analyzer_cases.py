@@ -305,3 +305,17 @@ def test_helper_reading_the_whole_array_is_described_as_such(tmp_path):
         """)[4]
     assert loop["verdict"] == "sequential"
     assert "may read any element" in loop["reasons"][0]
+
+
+def test_a_shadowing_declaration_does_not_hide_the_outer_variable(tmp_path):
+    loop = verdicts(tmp_path, """
+        double a[16], b[16], c[16];
+        void f(void) {
+          double t = 0;
+          for (int i = 0; i < 16; i++) {
+            a[i] = t;
+            { double t = b[i]; c[i] = t; }
+            t = a[i] + 1;
+          }
+        }""")[5]
+    assert loop["verdict"] == "sequential"

@@ -203,8 +203,11 @@ class FunctionWalker:
         storage = "static" if "static" in (decl.storage or []) else "local"
         if "extern" in (decl.storage or []):
             storage = "global"
+        # Names are tracked by spelling: a declaration that shadows an earlier one is not
+        # taken as loop-local, so accesses to the outer variable are never hidden.
+        shadows = decl.name in self.model.variables
         self.model.variables[decl.name] = Variable(decl.name, self.types.resolve(decl.type), storage, None, decl)
-        if storage == "local":
+        if storage == "local" and not shadows:
             for loop in self.loop_stack:
                 loop.declared_inside.add(decl.name)
         if isinstance(decl.type, c_ast.ArrayDecl) and decl.type.dim is not None:
