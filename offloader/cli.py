@@ -3,33 +3,14 @@
 from __future__ import annotations
 
 import json
-import sys
 from functools import wraps
 
 import click
 
 from . import __version__
 from .buildopts import BuildOptions
+from .cliutil import user_errors
 from .errors import UserError
-
-
-def _user_errors(func):
-    """Turn UserError into one line on stderr and exit status 2."""
-    @wraps(func)
-    def wrapper(*args, **kwargs):
-        try:
-            return func(*args, **kwargs)
-        except UserError as exc:
-            click.echo(f"offload: {exc}", err=True)
-            sys.exit(exc.exit_status)
-        except KeyboardInterrupt:
-            click.echo("offload: interrupted", err=True)
-            sys.exit(130)
-        except Exception as exc:  # noqa: BLE001 - a bug must still reach the user as one line
-            click.echo(f"offload: internal error ({type(exc).__name__}: {exc}); please report it "
-                       "with the input that caused it", err=True)
-            sys.exit(3)
-    return wrapper
 
 
 def build_options(func):
@@ -39,7 +20,7 @@ def build_options(func):
     @click.option("-D", "defines", multiple=True, metavar="NAME[=VAL]", help="Define a macro.")
     @click.option("--cflags", default="", metavar="FLAGS", help="Extra compiler flags, quoted.")
     @wraps(func)
-    @_user_errors
+    @user_errors
     def wrapper(sources, include_dirs, defines, cflags, **kwargs):
         bad = [s for s in sources if not s.endswith(".c")]
         if bad:
@@ -74,3 +55,13 @@ def analyze(options: BuildOptions, as_json: bool, only: tuple[str, ...], never: 
         from rich.console import Console
         from .report import render
         render(result, Console(highlight=False, soft_wrap=True))
+
+
+def _register_stage_verbs() -> None:
+    """The later stages live in their own packages and add their verbs here."""
+    from sizing.cli import register as register_sizing
+
+    register_sizing(main)
+
+
+_register_stage_verbs()

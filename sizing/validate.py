@@ -60,6 +60,8 @@ class Fields:
         value = self._get(key, required)
         if value is None:
             return None
+        if isinstance(value, float) and value.is_integer():     # 3e9 bytes is a whole number too
+            value = int(value)
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
             self.fail(f"{key} must be an integer >= {minimum}, got {_shown(value)}")
         return value
