@@ -20,6 +20,8 @@ def test_json_contract(analyze_json):
             parent = doc["loops"][loop["parent"]]
             assert parent["depth"] == loop["depth"] - 1 and parent["line"] <= loop["line"]
         assert loop["offload"] == (loop["verdict"] == "parallel")
+    product = next(loop for loop in doc["loops"] if loop["depth"] == 0 and "C" in loop["writes"])
+    assert set(product["reads"]) >= {"A", "B"}
 
 
 def test_columns_are_those_of_the_original_source(analyze_json, tmp_path):

@@ -54,6 +54,7 @@ class AnalysisResult:
             "reasons": list(v.reasons),
             "private": sorted(v.private), "lastprivate": sorted(v.lastprivate),
             "dependences": v.dependences, "hints": list(v.hints),
+            "reads": sorted(v.reads), "writes": sorted(v.writes),
             "trip": v.header.trip() if v.header else None,
             "offload": offload,
         }

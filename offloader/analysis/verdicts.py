@@ -30,6 +30,8 @@ class LoopVerdict:
     no_alias: set[str] = field(default_factory=set)
     distinct_rows: set[str] = field(default_factory=set)   # row-pointer arrays whose rows must not overlap
     dependences: list[dict] = field(default_factory=list)
+    reads: set[str] = field(default_factory=set)      # arrays and pointers read in the loop
+    writes: set[str] = field(default_factory=set)     # ... and written (for transfer planning)
     hints: list[str] = field(default_factory=list)
 
 
@@ -137,6 +139,8 @@ class FunctionAnalysis:
         by_base: dict[Optional[str], list[MemoryAccess]] = {}
         for access in accesses:
             by_base.setdefault(access.base, []).append(access)
+        result.reads = {a.base for a in accesses if a.read and a.base is not None}
+        result.writes = {a.base for a in accesses if a.write and a.base is not None}
         any_write = any(a.write for a in accesses)
         reasons: list[str] = []
         moving: dict[str, list[MemoryAccess]] = {}
