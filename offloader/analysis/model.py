@@ -334,12 +334,7 @@ class _ExprVisitor:
                 self.w._scalar(target.name, target, self.path, self.unconditional,
                                write=False, read=True, address_taken=True)
             return
-        base, components, _ = self._path_of(target)
-        for comp in components:
-            if comp.index is not None:
-                self.visit(comp.index, "read")
-        if base is not None and self.w.variable_type(base).kind == "pointer":
-            self.w._scalar(base, target, self.path, self.unconditional, write=False, read=True)
+        self._path_operands(target)
 
     def _ArrayRef(self, node: c_ast.ArrayRef, mode: str) -> None:
         self._memory(node, mode)
@@ -376,13 +371,18 @@ class _ExprVisitor:
         return
 
     # ---- memory ------------------------------------------------------------------------
-    def _memory(self, node: c_ast.Node, mode: str) -> None:
+    def _path_operands(self, node: c_ast.Node) -> tuple[Optional[str], list[Component], bool]:
+        """Evaluate what reaching `node` reads first: its subscripts and its base pointer."""
         base, components, loaded = self._path_of(node)
         for comp in components:
             if comp.index is not None:
                 self.visit(comp.index, "read")
         if base is not None and self.w.variable_type(base).kind == "pointer":
             self.w._scalar(base, node, self.path, self.unconditional, write=False, read=True)
+        return base, components, loaded
+
+    def _memory(self, node: c_ast.Node, mode: str) -> None:
+        base, components, loaded = self._path_operands(node)
         location = self.w.locate(node.coord, base) if base else self.w.locate(node.coord)
         text = self.w.spelled(location, base) or _GENERATOR.visit(node)
         rows = loaded and self._is_row_access(base, components)
