@@ -319,3 +319,19 @@ def test_a_shadowing_declaration_does_not_hide_the_outer_variable(tmp_path):
           }
         }""")[5]
     assert loop["verdict"] == "sequential"
+
+
+def test_a_goto_into_the_loop_blocks_it(tmp_path):
+    found = verdicts(tmp_path, """
+        double a[16];
+        void f(int skip) {
+          double t = 0;
+          if (skip) goto inside;
+          for (int i = 0; i < 16; i++) {
+            t = a[i];
+          inside:
+            a[i] = t + 1;
+          }
+        }""")
+    assert found[6]["verdict"] == "not-offloadable"
+    assert "label" in found[6]["reasons"][0]

@@ -67,7 +67,7 @@ class Call(Event):
 
 @dataclass(frozen=True)
 class Transfer(Event):
-    kind: str                       # break, continue, return, goto
+    kind: str                       # break, continue, return, goto, label (a goto target)
     target: Optional[int]           # for break/continue: the for-loop id it leaves, if any
 
 
@@ -156,7 +156,10 @@ class FunctionWalker:
         elif isinstance(node, c_ast.If):
             reduction = match_reduction(node)
             self._expr(node.cond, path, unconditional, reduction=reduction)
-            self._block(node.iftrue, path) if reduction is None else self._reduction_if(node, path, reduction)
+            if reduction is None:
+                self._block(node.iftrue, path)
+            else:
+                self._reduction_if(node, path, reduction)
             if node.iffalse is not None:
                 self._block(node.iffalse, path)
         elif isinstance(node, c_ast.Switch):
@@ -170,6 +173,7 @@ class FunctionWalker:
             for item in node.stmts or []:
                 self._stmt(item, path, False)
         elif isinstance(node, c_ast.Label):
+            self._transfer("label", node, path, None)
             self._stmt(node.stmt, path, unconditional)
         elif isinstance(node, c_ast.Break):
             self._transfer("break", node, path, self.breakables[-1] if self.breakables else None)
@@ -251,7 +255,8 @@ class FunctionWalker:
 
     def _transfer(self, kind: str, node: c_ast.Node, path: StmtPath, target: Optional[int]) -> None:
         self.model.events.append(Transfer(next(self.seq), self._chain(), path,
-                                          self.locate(node.coord, kind), False, kind, target))
+                                          self.locate(node.coord, node.name if kind == "label" else kind),
+                                          False, kind, target))
 
     # ---- expressions -------------------------------------------------------------------
     def _chain(self) -> tuple[int, ...]:

@@ -123,6 +123,8 @@ class FunctionAnalysis:
                     reasons.append(f"`return` at {event.location} leaves the function from inside the loop")
                 elif event.kind == "goto":
                     reasons.append(f"`goto` at {event.location} jumps inside or out of the loop")
+                elif event.kind == "label":
+                    reasons.append(f"the label at {event.location} lets a `goto` jump into the loop")
             elif isinstance(event, Call) and event.name in self.model.variables:
                 reasons.append(f"calls through the function pointer `{event.name}` at {event.location}")
             elif isinstance(event, Call):
