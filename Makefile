@@ -18,6 +18,7 @@ demo: $(STAMP)
 	$(VENV)/bin/offload analyze $(DEMO_SAMPLE)
 
 test: $(STAMP)
+	bash scripts/setup-libvirt.sh
 	$(PY) -m pytest -q -p no:cacheprovider
 
 bench: $(STAMP)

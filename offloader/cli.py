@@ -59,9 +59,13 @@ def analyze(options: BuildOptions, as_json: bool, only: tuple[str, ...], never: 
 
 def _register_stage_verbs() -> None:
     """The later stages live in their own packages and add their verbs here."""
+    from deployer.cli import register as register_deploy
     from sizing.cli import register as register_sizing
+    from vgpu.cli import register as register_vgpu
 
     register_sizing(main)
+    register_vgpu(main)
+    register_deploy(main)
 
 
 _register_stage_verbs()
