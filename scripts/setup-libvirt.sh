@@ -96,7 +96,9 @@ fetch() {   # fetch PACKAGE FILE-IN-PACKAGE DEST
   cp $work/root/$2 "$3.tmp" && mv "$3.tmp" "$3"
   rm -rf "$work"
 }
-kernel_pkg=$(apt-cache depends linux-image-cloud-amd64 | awk '/Depends: linux-image-/ {print $2; exit}')
+cloud_kernel() { apt-cache depends linux-image-cloud-amd64 2>/dev/null | awk '/Depends: linux-image-/ {print $2; exit}'; }
+kernel_pkg=$(cloud_kernel)
+[ -n "$kernel_pkg" ] || { apt-get update -qq && kernel_pkg=$(cloud_kernel); }
 [ -n "$kernel_pkg" ] || { echo "setup-libvirt: apt does not know linux-image-cloud-amd64" >&2; exit 1; }
 fetch "$kernel_pkg" 'boot/vmlinuz-*' "$GUEST/vmlinuz"
 fetch busybox-static 'bin/busybox' "$GUEST/busybox"
