@@ -20,6 +20,9 @@ def user_errors(func):
         except UserError as exc:
             click.echo(f"offload: {exc}", err=True)
             sys.exit(exc.exit_status)
+        except BrokenPipeError:          # `offload ... | head`: the reader has gone, say nothing
+            sys.stderr.close()
+            sys.exit(141)
         except KeyboardInterrupt:
             click.echo("offload: interrupted", err=True)
             sys.exit(130)
