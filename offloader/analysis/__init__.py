@@ -24,6 +24,15 @@ from .verdicts import FunctionAnalysis, LoopVerdict
 SCHEMA = 1
 
 
+@dataclass(frozen=True)
+class Program:
+    """The parsed program, for stages that work in-process (kernel generation)."""
+
+    units: tuple[TranslationUnit, ...]
+    models: dict[str, FunctionModel]
+    summaries: Summaries
+
+
 @dataclass
 class AnalysisResult:
     """Verdicts for every loop of a program, in source order, plus timings in seconds."""
@@ -33,6 +42,7 @@ class AnalysisResult:
     timings: dict[str, float] = field(default_factory=dict)
     selection: dict[int, tuple[bool, str]] = field(default_factory=dict)   # id -> (offload, why)
     functions: list[dict] = field(default_factory=list)
+    program: Program | None = field(default=None, repr=False)
 
     def to_json(self) -> dict:
         return {"schema": SCHEMA, "file": self.main_file,
@@ -130,7 +140,8 @@ def analyze_program(options: BuildOptions) -> AnalysisResult:
                                  v.loop.location.line, v.loop.location.column))
     timings["dependence"] = time.perf_counter() - started
     functions = [_function_json(models[name], summaries.of(name)) for name in models]
-    return AnalysisResult(options.sources[0], verdicts, timings, functions=functions)
+    return AnalysisResult(options.sources[0], verdicts, timings, functions=functions,
+                          program=Program(tuple(units), models, summaries))
 
 
 def _function_json(model: FunctionModel, summary) -> dict:

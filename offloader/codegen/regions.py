@@ -1,0 +1,241 @@
+"""Offload regions: each outermost parallel loop nest chosen for offloading, with the loops
+mapped to the grid and every variable the kernel needs, classified.
+
+A region maps up to three perfectly nested parallel loops to the grid; loops below them run
+inside each thread. A region the generator cannot express is rejected with the reason.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from pycparser import c_ast, c_generator
+
+from ..analysis import AnalysisResult
+from ..analysis.ctypes_model import Variable
+from ..analysis.model import FunctionModel
+from ..analysis.poly import to_poly
+from ..analysis.verdicts import LoopVerdict
+from .cxx import safe_name
+
+MAX_MAPPED = 3
+
+
+@dataclass(frozen=True)
+class Param:
+    """One kernel argument. kind: array (a pointer), scalar (by value), reduction, lastprivate."""
+
+    name: str
+    kind: str
+    decl: c_ast.Decl          # the variable's declaration, as a parameter of this name and type
+    element: str              # C type of one element (arrays) or of the value (scalars)
+
+
+@dataclass(frozen=True)
+class Region:
+    id: int                               # index of the region in program order
+    loop_index: int                       # index of its top loop in the analysis JSON
+    function: FunctionModel
+    mapped: tuple[LoopVerdict, ...]       # outermost first
+    params: tuple[Param, ...]
+    private: tuple[Param, ...]            # declared inside each iteration (decl as a local)
+    loop_vars: tuple[Param, ...]          # mapped loops' variables declared before the loop
+    reductions: tuple[tuple[Param, str], ...]
+    helpers: tuple[c_ast.FuncDef, ...]    # pure user functions the region calls
+
+    @property
+    def top(self) -> LoopVerdict:
+        return self.mapped[0]
+
+    @property
+    def name(self) -> str:
+        return f"offload_region_{self.id}"
+
+
+@dataclass(frozen=True)
+class Rejection:
+    loop_index: int
+    location: str
+    reason: str
+
+
+class RegionError(Exception):
+    """The generator cannot express this region; the message says why."""
+
+
+def find_regions(result: AnalysisResult) -> tuple[list[Region], list[Rejection]]:
+    """The regions of an analysed program, and the region tops the generator rejects."""
+    by_loop_id = {v.loop.id: v for v in result.verdicts}
+    selected = {k for k, v in enumerate(result.verdicts)
+                if result.selection.get(k, (v.verdict == "parallel", ""))[0]}
+    regions, rejections, covered = [], [], set()
+    for k, verdict in enumerate(result.verdicts):
+        if k not in selected or any(a in covered for a in verdict.loop.chain[:-1]):
+            continue
+        covered.add(verdict.loop.id)
+        try:
+            regions.append(_build(len(regions), k, verdict, by_loop_id, result))
+        except RegionError as exc:
+            rejections.append(Rejection(k, str(verdict.loop.location), str(exc)))
+    return regions, rejections
+
+
+def _mapped_nest(top: LoopVerdict, by_loop_id: dict[int, LoopVerdict]) -> tuple[LoopVerdict, ...]:
+    nest = [top]
+    while len(nest) < MAX_MAPPED:
+        body = nest[-1].loop.node.stmt
+        if isinstance(body, c_ast.Compound) and body.block_items and len(body.block_items) == 1:
+            body = body.block_items[0]
+        inner = next((by_loop_id[c] for c in nest[-1].loop.children
+                      if by_loop_id[c].loop.node is body), None)
+        if inner is None or inner.verdict != "parallel" or inner.header is None:
+            break
+        nest.append(inner)
+    return tuple(nest)
+
+
+def _build(region_id: int, loop_index: int, top: LoopVerdict, by_loop_id, result: AnalysisResult) -> Region:
+    program = result.program
+    model = program.models[top.loop.function]
+    mapped = _mapped_nest(top, by_loop_id)
+    inside_vars = {by_loop_id[i].header.var for i in by_loop_id
+                   if top.loop.id in by_loop_id[i].loop.chain and by_loop_id[i].header}
+    special = set(top.reductions) | top.private | top.lastprivate
+    if top.lastprivate:
+        raise RegionError("variables read after the loop (" + ", ".join(sorted(top.lastprivate))
+                          + ") need last-iteration values, which the generator does not produce yet")
+    params, helpers = [], _helpers(top, model, program)
+    names = _free_names(top.loop.node, model) - inside_vars - top.loop.declared_inside - special
+    for name in sorted(names):
+        params.append(_param(model.variables[name], name))
+    mapped_vars = {v.header.var for v in mapped}
+    private = [_local(model.variables[n], n) for n in sorted(top.private - mapped_vars)]
+    loop_vars = [_local(model.variables[v.header.var], v.header.var) for v in mapped
+                 if not v.header.declares_var]
+    reductions = [(_local(model.variables[n], n), op) for n, op in sorted(top.reductions.items())]
+    for param in params + private + [p for p, _ in reductions]:
+        if param.kind in ("scalar", "reduction") and param.element in ("long double",):
+            raise RegionError(f"`{param.name}` is a long double, which GPUs do not have")
+    return Region(region_id, loop_index, model, mapped, tuple(params), tuple(private),
+                  tuple(loop_vars), tuple(reductions), tuple(helpers))
+
+
+def _free_names(node: c_ast.Node, model: FunctionModel) -> set[str]:
+    """Variables the loop refers to that are declared outside it."""
+    found = set()
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, c_ast.FuncCall) and isinstance(current.name, c_ast.ID):
+            stack.extend(child for name, child in current.children() if name != "name")
+            continue
+        if isinstance(current, c_ast.ID):
+            if current.name in model.variables:
+                found.add(current.name)
+        stack.extend(child for _, child in current.children())
+    return found
+
+
+def _param(variable: Variable, name: str) -> Param:
+    kind = variable.ctype.kind
+    decl = _as_declaration(variable, name)
+    if kind == "array":
+        _check_constant_dims(variable, name)
+        decl.type = c_ast.PtrDecl([], decl.type.type)          # A[N][M] -> (*A)[M]
+        return Param(name, "array", decl, element_text(variable))
+    if kind == "pointer":
+        return Param(name, "array", decl, element_text(variable))
+    if kind in ("scalar", "float"):
+        return Param(name, "scalar", decl, element_text(variable))
+    raise RegionError(f"`{name}` is a {kind} value; the generator passes only arrays, pointers "
+                      "and plain scalars to kernels")
+
+
+def _local(variable: Variable, name: str) -> Param:
+    if variable.ctype.kind not in ("scalar", "float"):
+        raise RegionError(f"private `{name}` is a {variable.ctype.kind}; only plain scalars can be private")
+    return Param(name, "local", _as_declaration(variable, name), element_text(variable))
+
+
+def _as_declaration(variable: Variable, name: str) -> c_ast.Decl:
+    decl = variable.decl
+    if not isinstance(decl, c_ast.Decl):
+        raise RegionError(f"the generator cannot see how `{name}` is declared")
+    decl = copy.deepcopy(decl)
+    decl.init, decl.storage, decl.funcspec, decl.bitsize = None, [], [], None
+    for child in _walk(decl.type):
+        if isinstance(child, (c_ast.Struct, c_ast.Union)) and child.decls is not None:
+            child.decls = None                                 # name the type, don't redefine it
+    decl.name = safe_name(name)
+    _innermost(decl.type).declname = safe_name(name)
+    return decl
+
+
+def _innermost(node: c_ast.Node) -> c_ast.TypeDecl:
+    while not isinstance(node, c_ast.TypeDecl):
+        node = node.type
+    return node
+
+
+def element_text(variable: Variable) -> str:
+    """The C type of a variable's elements (of its value, for a scalar), e.g. `double`."""
+    base = _innermost(copy.deepcopy(variable.decl.type))
+    base.declname = None
+    base.quals = []
+    for child in _walk(base):
+        if isinstance(child, (c_ast.Struct, c_ast.Union)):
+            child.decls = None
+    return c_generator.CGenerator().visit(base).strip()
+
+
+def _check_constant_dims(variable: Variable, name: str) -> None:
+    node = variable.decl.type
+    while isinstance(node, c_ast.ArrayDecl):
+        inner_dims = node.type
+        if isinstance(inner_dims, c_ast.ArrayDecl) and inner_dims.dim is not None:
+            value = to_poly(inner_dims.dim, lambda n: None)
+            if value is None or value.constant_value() is None:
+                raise RegionError(f"`{name}` is a variable-length array; CUDA C++ has none")
+        node = inner_dims
+
+
+def _helpers(top: LoopVerdict, model: FunctionModel, program) -> list[c_ast.FuncDef]:
+    """Pure user functions called in the region, callees included, each once."""
+    order, seen = [], set()
+
+    def visit(names):
+        for name in names:
+            if name in seen or name not in program.models:
+                continue
+            seen.add(name)
+            callee = program.models[name]
+            visit(_called(callee.node.body))
+            order.append(callee.node)
+    visit(_called(top.loop.node))
+    return order
+
+
+def _called(node: c_ast.Node) -> list[str]:
+    return [n.name.name for n in _walk(node) if isinstance(n, c_ast.FuncCall) and isinstance(n.name, c_ast.ID)]
+
+
+def _walk(node: c_ast.Node):
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        yield current
+        stack.extend(child for _, child in current.children())
+
+
+def top_level_types(result: AnalysisResult) -> list[c_ast.Node]:
+    """Typedefs, struct/union/enum definitions of the user's own files, for kernel preambles."""
+    found = []
+    for unit in result.program.units:
+        for node in unit.ast.ext:
+            if node.coord is None or node.coord.file != unit.source.path:
+                continue
+            if isinstance(node, c_ast.Typedef):
+                found.append(node)
+            elif isinstance(node, c_ast.Decl) and node.name is None:
+                found.append(node)                             # struct s {...};
+    return found
