@@ -23,6 +23,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_analyze.py
+	$(PY) benchmarks/bench_emulator.py
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .hypothesis
