@@ -1,0 +1,73 @@
+"""The contract between an instrumented program and the runtime that dispatches its regions.
+
+The host build wraps each region's loop, in place, as
+
+    { if (!__offload_dispatch(ID, (void *[]){ADDRS}, (const long long []){SIZES})) <the loop> }
+
+ADDRS holds the address of every variable the region touches, one slot each, in this order:
+  1. `param`     each of Region.params, in kernel parameter order;
+  2. `reduction` each reduction variable, in Region.reductions order;
+  3. `loopvar`   each mapped loop's variable that is declared before the loop, outermost first
+                 (the runtime writes its final value back).
+SIZES[k] is sizeof the variable of slot k where C knows it (arrays, scalars), else -1
+(pointer variables, arrays of incomplete type). A slot's kind says how to read it:
+  pointer  ADDRS[k] is the address of a pointer variable: the data is at *(void **)ADDRS[k];
+  array    ADDRS[k] is the array itself (its first element);
+  scalar   ADDRS[k] is the value; `value` says how its SIZES[k] bytes read (int, uint, float).
+When dispatch returns 0 the original loop runs on the CPU; non-zero means the runtime ran the
+region and wrote back everything the loop would have left behind.
+
+This module is plain data so the runner child process loads it without the C front end.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+
+DISPATCH = "__offload_dispatch"
+USER_MAIN = "__offload_user_main"
+MANIFEST_SCHEMA = 1
+
+
+@dataclass(frozen=True)
+class Slot:
+    index: int
+    name: str
+    role: str              # param | reduction | loopvar
+    kind: str              # pointer | array | scalar
+    element: str           # C type of one element (pointer, array) or of the value (scalar)
+    value: str = ""        # scalars: int, uint or float
+    sized: bool = True     # SIZES[k] is sizeof(name); False: it is -1
+    op: str = ""           # reductions: +, *, min, max
+    level: int = -1        # loop variables: depth in the mapped nest, outermost 0
+
+
+@dataclass(frozen=True)
+class HostRegion:
+    """One wrapped region as the runtime sees it."""
+
+    id: int
+    name: str
+    location: str          # file:line:col of the `for` keyword in the user's original source
+    function: str
+    slots: tuple[Slot, ...]
+    twin: str = ""         # symbol of the CPU twin in the library; "" when it did not build
+    twin_error: str = ""   # why there is no twin
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> "HostRegion":
+        return cls(**{**data, "slots": tuple(Slot(**slot) for slot in data["slots"])})
+
+
+def read_manifest(path: str) -> dict:
+    """The manifest a host build wrote: {"regions": {id: HostRegion}, ...the rest as stored}."""
+    with open(path) as handle:
+        data = json.load(handle)
+    if data.get("schema") != MANIFEST_SCHEMA:
+        raise ValueError(f"{path}: manifest schema {data.get('schema')!r}, expected {MANIFEST_SCHEMA}")
+    data["regions"] = {region["id"]: HostRegion.from_json(region) for region in data["regions"]}
+    return data

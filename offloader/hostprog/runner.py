@@ -1,0 +1,118 @@
+"""Run the program of a host library in this (child) process, as its own executable would run.
+
+    python -m offloader.hostprog.runner LIB [--dispatcher none|cpu|record] [--stats FILE]
+                                            [--manifest JSON] [--argv0 NAME] [-- ARG...]
+
+The runner loads LIB, registers a dispatcher, and calls the user's main (renamed
+__offload_user_main) with argv; when main returns it calls C's exit() with main's status,
+exactly as the C startup code does, so atexit handlers, the exit hook and stdio flushing run
+in the same order whether the program returns or calls exit() itself. The program's stdin,
+stdout and stderr are this process's own descriptors, used only by the program's C stdio.
+
+Dispatchers: none (regions always take the CPU loop, no callback), cpu (a Python callback
+that says CPU every time), record (recorder.py: statistics to --stats or $OFFLOAD_HOSTPROG_STATS).
+
+Before main, the runner undoes what the Python interpreter changed in the process: default
+handlers for SIGINT, SIGPIPE and SIGXFSZ (so Ctrl-C and closed pipes end the program as they
+would end the executable), the C locale, and the environment variables runner_env added.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import locale
+import os
+import signal
+import sys
+
+from .abi import USER_MAIN, read_manifest
+from .recorder import DISPATCHER, Recorder
+
+STATS_ENV = "OFFLOAD_HOSTPROG_STATS"
+_ADDED_ENV = "OFFLOAD_HOSTPROG_ADDED_ENV"
+_PYTHON_ENV = {"PYTHONCOERCECLOCALE": "0"}      # keep Python from setting LC_CTYPE in the environment
+RUNNER_FAILED = 125                             # the runner itself could not start the program
+
+
+def runner_command(library: str, args: list[str] = (), dispatcher: str = "none", stats: str | None = None,
+                   argv0: str | None = None) -> list[str]:
+    """The command line that runs `library`'s program in a child process."""
+    command = [sys.executable, "-m", "offloader.hostprog.runner", library, "--dispatcher", dispatcher]
+    if stats:
+        command += ["--stats", stats]
+    if argv0:
+        command += ["--argv0", argv0]
+    return command + ["--", *args]
+
+
+def runner_env(base: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment for runner_command: `base` (default: ours), plus what keeps the Python
+    interpreter from changing it; the runner removes those again before main."""
+    env = dict(os.environ if base is None else base)
+    added = [name for name in _PYTHON_ENV if name not in env]
+    env.update({name: _PYTHON_ENV[name] for name in added})
+    env[_ADDED_ENV] = ",".join(added)
+    return env
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    split = argv.index("--") if "--" in argv else len(argv)
+    options = _parser().parse_args(argv[:split])
+    program_args = argv[split + 1:]
+    try:
+        library = ctypes.CDLL(os.path.abspath(options.library))
+        user_main = getattr(library, USER_MAIN)
+    except (OSError, AttributeError) as exc:
+        print(f"offload runner: cannot load the program from {options.library}: {exc}", file=sys.stderr)
+        sys.exit(RUNNER_FAILED)
+    callbacks = _install(library, options)          # referenced until exit: C holds pointers to them
+    user_main.restype = ctypes.c_int
+    user_main.argtypes = [ctypes.c_int, ctypes.POINTER(ctypes.c_char_p), ctypes.c_void_p]
+    words = [os.fsencode(options.argv0 or options.library), *map(os.fsencode, program_args)]
+    buffers = [ctypes.create_string_buffer(word) for word in words]     # argv strings are writable in C
+    c_argv = (ctypes.c_char_p * (len(words) + 1))(*[ctypes.cast(b, ctypes.c_char_p) for b in buffers], None)
+    _restore_process_state()
+    libc = ctypes.CDLL(None)
+    status = user_main(len(words), c_argv, ctypes.c_void_p.in_dll(libc, "environ"))
+    sys.stderr.flush()
+    libc.exit(status)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m offloader.hostprog.runner",
+                                     description="Run a host library's program (arguments after --).")
+    parser.add_argument("library")
+    parser.add_argument("--dispatcher", choices=("none", "cpu", "record"), default="none")
+    parser.add_argument("--stats", default=os.environ.get(STATS_ENV), help="statistics file (record)")
+    parser.add_argument("--manifest", help="default: hostprog.json next to the library")
+    parser.add_argument("--argv0", help="argv[0] of the program (default: the library path)")
+    return parser
+
+
+def _install(library: ctypes.CDLL, options):
+    if options.dispatcher == "cpu":
+        always_cpu = DISPATCHER(lambda region, addrs, sizes: 0)
+        library.__offload_set_dispatcher(always_cpu)
+        return always_cpu
+    if options.dispatcher == "record":
+        if not options.stats:
+            print(f"offload runner: --dispatcher record needs --stats or ${STATS_ENV}", file=sys.stderr)
+            sys.exit(RUNNER_FAILED)
+        manifest = options.manifest or os.path.join(os.path.dirname(os.path.abspath(options.library)),
+                                                    "hostprog.json")
+        return Recorder(library, read_manifest(manifest)["regions"], options.stats)
+    return None
+
+
+def _restore_process_state() -> None:
+    for name in ("SIGINT", "SIGPIPE", "SIGXFSZ"):
+        signal.signal(getattr(signal, name), signal.SIG_DFL)
+    locale.setlocale(locale.LC_ALL, "C")
+    for name in filter(None, os.environ.pop(_ADDED_ENV, "").split(",")):
+        os.environ.pop(name, None)
+
+
+if __name__ == "__main__":
+    main()
