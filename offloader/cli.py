@@ -57,6 +57,42 @@ def analyze(options: BuildOptions, as_json: bool, only: tuple[str, ...], never: 
         render(result, Console(highlight=False, soft_wrap=True))
 
 
+@main.command()
+@build_options
+@click.option("--gpu-regions", default="all", metavar="all|none|1,3", help="Regions to run on the device.")
+@click.option("--device", type=click.Choice(["auto", "cuda", "emu"]), default="auto",
+              help="A GPU through pycuda, or the emulator (auto: the GPU when there is one).")
+@click.option("--order", type=click.Choice(["forward", "reverse", "shuffle"]), default="forward",
+              help="Emulator: order of blocks and threads (reverse/shuffle expose order-dependent kernels).")
+@click.option("--verify", type=click.Choice(["region", "program", "both", "none"]), default="both",
+              help="Check each region against its CPU loop, the whole output against the CPU original, or both.")
+@click.option("--args", "program_args", default="", metavar="'ARGS'", help="Arguments for the program, quoted.")
+@click.option("--rtol", default=1e-6, show_default=True, help="Relative tolerance for numbers in the output.")
+@click.option("--ignore", multiple=True, metavar="PATTERN", help="Regex of output text to leave out of the comparison.")
+@click.option("--timeout", default=600.0, show_default=True, help="Seconds each run of the program may take.")
+@click.option("--keep", "workdir", default=None, metavar="DIR", help="Build and run in DIR and keep it.")
+@click.option("--json", "as_json", is_flag=True, help="Write the machine-readable report to stdout.")
+def run(options: BuildOptions, gpu_regions, device, order, verify, program_args, rtol, ignore, timeout,
+        workdir, as_json):
+    """Build once, run with the chosen regions on a GPU or the emulator, and verify."""
+    import shlex
+
+    from .runtime.report import render_run
+    from .runtime.run import RunOptions, run_program
+
+    if gpu_regions not in ("all", "none") and not all(p.strip().isdigit() for p in gpu_regions.split(",")):
+        raise UserError(f"--gpu-regions takes all, none or region numbers like 1,3; got `{gpu_regions}`")
+    progress = None if as_json else (lambda message: click.echo(f"offload: {message}", err=True))
+    report = run_program(options, RunOptions(gpu_regions, device, order, verify, tuple(shlex.split(program_args)),
+                                             rtol, tuple(ignore), timeout, workdir, progress))
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+    else:
+        render_run(report)
+    if not report["verified"]:
+        raise SystemExit(1)
+
+
 def _register_stage_verbs() -> None:
     """The later stages live in their own packages and add their verbs here."""
     from deployer.cli import register as register_deploy

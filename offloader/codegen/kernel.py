@@ -12,6 +12,7 @@ tuner can vary them without touching the kernel's meaning.
 from __future__ import annotations
 
 import copy
+import re
 from dataclasses import dataclass
 from typing import Optional
 
@@ -76,11 +77,15 @@ def generate_kernel(region: Region, variant: Variant, preamble: str) -> KernelSo
     if not 0 < threads <= SHARED_SLOTS:
         raise KernelError(f"a block of {threads} threads is outside 1..{SHARED_SLOTS}")
 
-    params = [_declare(p) for p in region.params]
+    params, prologue = [], []
+    for param in region.params:
+        flat = _flat_view(param)
+        params.append(flat[0] if flat else _declare(param))
+        prologue += flat[1:] if flat else []
     for param, _ in region.reductions:
         value, pointer = _declare(param, "__init_"), _declare(param, "__part_" if variant.reduction == "tree" else "__out_", pointer=True)
         params += [value, pointer] if variant.reduction == "tree" else [pointer]
-    lines = [f'extern "C" __global__ void {region.name}({", ".join(params)})', "{"]
+    lines = [f'extern "C" __global__ void {region.name}({", ".join(params)})', "{", *prologue]
     for param, op in region.reductions:
         init = "0" if op == "+" else "1" if op == "*" else f"__init_{param.name}"
         lines.append(f"  {param.element} __r_{param.name} = ({param.element})({init});")
@@ -116,6 +121,19 @@ def _declare(param: Param, prefix: str = "", pointer: bool = False) -> str:
         decl.type = c_ast.PtrDecl([], decl.type)
     text = to_cuda(decl)
     return text.replace("restrict", "__restrict__") if "restrict" in text and "__restrict__" not in text else text
+
+
+def _flat_view(param: Param) -> Optional[tuple[str, str]]:
+    """A multi-dimensional array travels as a plain pointer (kernel signatures stay simple)
+    and is viewed with its row shape again inside: (parameter, the view's declaration)."""
+    if param.kind != "array" or not isinstance(param.decl.type, c_ast.PtrDecl) \
+            or not isinstance(param.decl.type.type, c_ast.ArrayDecl):
+        return None
+    flat = f"__flat_{param.name}"
+    pointer = f"{param.element} *{flat}"
+    view = _declare(param)
+    cast_target = re.sub(r"\(\s*\*\s*" + re.escape(safe_name(param.name)) + r"\s*\)", "(*)", view, count=1)
+    return pointer, f"  {view} = ({cast_target}){flat};"
 
 
 def _helpers_text(helpers) -> str:

@@ -1,6 +1,6 @@
 """Run the program of a host library in this (child) process, as its own executable would run.
 
-    python -m offloader.hostprog.runner LIB [--dispatcher none|cpu|record] [--stats FILE]
+    python -m offloader.hostprog.runner LIB [--dispatcher none|cpu|record|device] [--stats FILE]
                                             [--manifest JSON] [--argv0 NAME] [-- ARG...]
 
 The runner loads LIB, registers a dispatcher, and calls the user's main (renamed
@@ -10,7 +10,8 @@ in the same order whether the program returns or calls exit() itself. The progra
 stdout and stderr are this process's own descriptors, used only by the program's C stdio.
 
 Dispatchers: none (regions always take the CPU loop, no callback), cpu (a Python callback
-that says CPU every time), record (recorder.py: statistics to --stats or $OFFLOAD_HOSTPROG_STATS).
+that says CPU every time), record (recorder.py: statistics to --stats or $OFFLOAD_HOSTPROG_STATS),
+device (offloader/runtime: regions run on a GPU or the emulator, statistics to --stats).
 
 Before main, the runner undoes what the Python interpreter changed in the process: default
 handlers for SIGINT, SIGPIPE and SIGXFSZ (so Ctrl-C and closed pipes end the program as they
@@ -84,10 +85,17 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m offloader.hostprog.runner",
                                      description="Run a host library's program (arguments after --).")
     parser.add_argument("library")
-    parser.add_argument("--dispatcher", choices=("none", "cpu", "record"), default="none")
+    parser.add_argument("--dispatcher", choices=("none", "cpu", "record", "device"), default="none")
     parser.add_argument("--stats", default=os.environ.get(STATS_ENV), help="statistics file (record)")
     parser.add_argument("--manifest", help="default: hostprog.json next to the library")
     parser.add_argument("--argv0", help="argv[0] of the program (default: the library path)")
+    parser.add_argument("--plans", help="device: the kernel plans (offloader.runtime.plan)")
+    parser.add_argument("--kernels", help="device: the CUDA source of the regions' kernels")
+    parser.add_argument("--device", default="emu", help="device: auto, cuda or emu")
+    parser.add_argument("--order", default="forward", help="device: emulator order forward|reverse|shuffle")
+    parser.add_argument("--regions", default="all", help="device: regions to run there: all, none or 1,3")
+    parser.add_argument("--verify-regions", action="store_true", help="device: check each region against its twin")
+    parser.add_argument("--rtol", type=float, default=None, help="device: relative tolerance of region checks")
     return parser
 
 
@@ -103,6 +111,12 @@ def _install(library: ctypes.CDLL, options):
         manifest = options.manifest or os.path.join(os.path.dirname(os.path.abspath(options.library)),
                                                     "hostprog.json")
         return Recorder(library, read_manifest(manifest)["regions"], options.stats)
+    if options.dispatcher == "device":
+        from ..runtime.child import install_device_dispatcher
+
+        manifest = options.manifest or os.path.join(os.path.dirname(os.path.abspath(options.library)),
+                                                    "hostprog.json")
+        return install_device_dispatcher(library, read_manifest(manifest)["regions"], options)
     return None
 
 

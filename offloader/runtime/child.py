@@ -1,0 +1,62 @@
+"""The device dispatcher installed in the runner's child process: open the device, compile
+the kernels once, register the callbacks, and write statistics from the exit hook (so they
+survive exit() anywhere in the user's program)."""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import sys
+import time
+from dataclasses import asdict
+
+from ..device import CompileError, open_device
+from ..hostprog.recorder import DISPATCHER, EXIT_HOOK, FREE_HOOK
+from .dispatcher import DeviceDispatcher
+from .plan import KernelPlan
+
+STATS_SCHEMA = 1
+
+
+def _enabled(spec: str, ids) -> set[int]:
+    if spec == "all":
+        return set(ids)
+    if spec == "none":
+        return set()
+    return {int(part) for part in spec.split(",") if part.strip()}
+
+
+def install_device_dispatcher(library: ctypes.CDLL, regions, options):
+    with open(options.plans) as handle:
+        plans = {int(k): KernelPlan.from_json(v) for k, v in json.load(handle).items()}
+    with open(options.kernels) as handle:
+        source = handle.read()
+    device_options = {}
+    if options.device != "cuda":
+        from ..device.emulated import ExecutionOrder
+
+        device_options = {"order": ExecutionOrder(kind=options.order)}
+    device = open_device(options.device, **device_options)
+    try:
+        module = device.compile(source)
+    except CompileError as exc:
+        print(f"offload: the generated kernels did not compile on {device.name}: {exc}", file=sys.stderr)
+        sys.exit(125)
+    dispatcher = DeviceDispatcher(library, regions, plans, device, module,
+                                  _enabled(options.regions, plans), options.verify_regions, options.rtol)
+    started = time.perf_counter()
+
+    def flush() -> None:
+        stats = {"schema": STATS_SCHEMA, "device": device.name, "device_kind": device.kind,
+                 "timing": device.timing_label, "total_seconds": time.perf_counter() - started,
+                 "regions": {str(rid): asdict(s) for rid, s in dispatcher.stats.items()}}
+        partial = options.stats + ".partial"
+        with open(partial, "w") as handle:
+            json.dump(stats, handle, indent=1)
+        os.replace(partial, options.stats)
+
+    callbacks = (DISPATCHER(dispatcher), EXIT_HOOK(flush), FREE_HOOK(dispatcher.free_hook))
+    for setter, callback in zip(("dispatcher", "exit_hook", "free_hook"), callbacks):
+        getattr(library, "__offload_set_" + setter)(callback)
+    return callbacks, dispatcher

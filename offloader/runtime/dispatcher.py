@@ -1,0 +1,257 @@
+"""The device dispatcher: runs a wrapped region on a Device instead of the CPU loop.
+
+Per call: read every variable through its address (abi.py), refuse (CPU loop, counted) when
+pointers may overlap or an extent is unknown, copy the arrays in, launch, copy written arrays
+and reduction results back, and set the loop variables' final values. In verify mode the
+region's C twin also runs on shadow copies of the inputs and every written array is compared.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..device import Device, Module
+from ..hostprog.abi import HostRegion, Slot
+from .plan import KernelPlan, evaluate
+from .present import PresentTable
+from .region_check import RegionMismatch, compare_region, run_twin
+
+
+@dataclass
+class RegionStats:
+    calls: int = 0
+    device_runs: int = 0
+    cpu_fallbacks: int = 0
+    alias_fallbacks: int = 0
+    kernel_seconds: float = 0.0
+    transfer_seconds: float = 0.0
+    h2d_bytes: int = 0
+    d2h_bytes: int = 0
+    fallback_reasons: list[str] = field(default_factory=list)
+    mismatches: list[dict] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)        # launch or runtime failures
+
+
+@dataclass
+class Extent:
+    slot: Slot
+    address: int          # where the data the variable names starts
+    base: int             # the allocation (or array) it lies in
+    size: int
+
+
+class CpuFallback(Exception):
+    """This call runs the CPU loop; the message says why (recorded, never silent)."""
+
+
+class DeviceDispatcher:
+    def __init__(self, library: ctypes.CDLL, regions: dict[int, HostRegion], plans: dict[int, KernelPlan],
+                 device: Device, module: Module, enabled: set[int], verify: bool, rtol: float):
+        self.library, self.regions, self.plans = library, regions, plans
+        self.device, self.module, self.enabled = device, module, enabled
+        self.verify, self.rtol = verify, rtol
+        self.present = PresentTable(device)
+        self.stats = {rid: RegionStats() for rid in regions}
+        self.lookup = getattr(library, "__offload_alloc_lookup")   # getattr: no name mangling
+        self.lookup.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_longlong)]
+        self.lookup.restype = ctypes.c_int
+        self.watch = getattr(library, "__offload_alloc_watch")
+        self.watch.argtypes = [ctypes.c_void_p, ctypes.c_int]
+        self.scalar_types: dict[str, np.dtype] = {}
+
+    # ---- the callback ------------------------------------------------------------------
+    def __call__(self, region_id: int, addrs, sizes) -> int:
+        """Never raises into C: a failure is recorded (the run then fails verification) and
+        the CPU loop runs."""
+        try:
+            return self._dispatch(region_id, addrs, sizes)
+        except Exception as exc:  # noqa: BLE001 - typed below, and reported, never swallowed
+            code = getattr(exc, "code", None)
+            self.stats[region_id].errors.append(f"{type(exc).__name__}{f' ({code.name})' if code else ''}: {exc}")
+            return 0
+
+    def _dispatch(self, region_id: int, addrs, sizes) -> int:
+        stats = self.stats[region_id]
+        stats.calls += 1
+        if region_id not in self.enabled or region_id not in self.plans:
+            return 0
+        region, plan = self.regions[region_id], self.plans[region_id]
+        try:
+            extents, scalars = self._read(region, addrs, sizes)
+            self._check_overlap(plan, extents, stats)
+            finals = self._finals(region, plan, scalars)
+        except CpuFallback as why:
+            stats.cpu_fallbacks += 1
+            if len(stats.fallback_reasons) < 20:
+                stats.fallback_reasons.append(str(why))
+            return 0
+        shadows = {name: self._host_view(e).copy() for name, e in extents.items()} if self.verify else None
+        results = self._run(region, plan, extents, scalars, stats)
+        self._write_back(region, addrs, results, finals)
+        if self.verify:
+            twin = run_twin(self.library, region, extents, shadows, scalars, self.scalar_types)
+            for mismatch in compare_region(region, plan, extents, shadows, results, twin, self._host_view, self.rtol):
+                if len(stats.mismatches) < 20:
+                    stats.mismatches.append(mismatch.to_json())
+        stats.device_runs += 1
+        return 1
+
+    # ---- reading the variables ---------------------------------------------------------
+    def _read(self, region: HostRegion, addrs, sizes):
+        extents, scalars = {}, {}
+        for slot in region.slots:
+            address = addrs[slot.index]
+            if slot.kind == "scalar":
+                scalars[slot.name] = _read_scalar(address, slot, sizes[slot.index])
+                self.scalar_types[slot.name] = scalar_dtype(slot, sizes[slot.index])
+            elif slot.kind == "array":
+                if sizes[slot.index] <= 0:
+                    raise CpuFallback(f"the size of array `{slot.name}` is not known")
+                extents[slot.name] = Extent(slot, address, address, sizes[slot.index])
+            else:
+                pointer = ctypes.c_void_p.from_address(address).value
+                base, size = ctypes.c_void_p(), ctypes.c_longlong()
+                if not pointer or not self.lookup(pointer, ctypes.byref(base), ctypes.byref(size)):
+                    raise CpuFallback(f"`{slot.name}` does not point into a tracked allocation")
+                if base.value != pointer:
+                    raise CpuFallback(f"`{slot.name}` points inside an allocation, not at its start")
+                extents[slot.name] = Extent(slot, pointer, base.value, size.value)
+        return extents, scalars
+
+    def _check_overlap(self, plan: KernelPlan, extents: dict[str, Extent], stats: RegionStats) -> None:
+        names = [n for n in plan.no_alias if n in extents]
+        for i, a in enumerate(names):
+            for b in names[i + 1:]:
+                x, y = extents[a], extents[b]
+                if x.base < y.base + y.size and y.base < x.base + x.size:
+                    stats.alias_fallbacks += 1
+                    raise CpuFallback(f"`{a}` and `{b}` overlap in memory")
+
+    @staticmethod
+    def _host_view(extent: Extent) -> np.ndarray:
+        return np.ctypeslib.as_array((ctypes.c_uint8 * extent.size).from_address(extent.base))
+
+    # ---- moving data and launching -----------------------------------------------------
+    def _run(self, region: HostRegion, plan: KernelPlan, extents, scalars, stats: RegionStats) -> dict:
+        started = time.perf_counter()
+        buffers = {}
+        for name, extent in extents.items():
+            if extent.slot.kind == "pointer" and extent.base not in self.present.buffers:
+                self.watch(extent.base, 1)             # so free() drops the device copy
+            buffers[name] = self.present.to_device(extent.base, self._host_view(extent))
+            stats.h2d_bytes += extent.size
+        stats.transfer_seconds += time.perf_counter() - started
+        signature = self.module.kernels[plan.kernel]
+        nblocks = plan.grid[0] * plan.grid[1] * plan.grid[2]
+        parts, outs, args = {}, {}, []
+        for role, param in zip(plan.arguments, signature.params):
+            kind, name = role.split(":", 1)
+            if kind == "param" and name in buffers:
+                args.append(buffers[name])
+            elif kind == "param":
+                args.append(param.dtype(scalars[name]))
+            elif kind == "init":
+                args.append(param.dtype(scalars[name]))
+            elif kind == "part":
+                parts[name] = self.device.alloc(nblocks * self.scalar_types[name].itemsize)
+                args.append(parts[name])
+            else:                                          # out: the atomic variant adds into it
+                outs[name] = self._scalar_buffer(name, scalars[name])
+                args.append(outs[name])
+        stats.kernel_seconds += self.device.launch(self.module, plan.kernel, plan.grid, plan.block, args)
+        if plan.final:
+            final_args, final_sig = [np.int64(nblocks)], self.module.kernels[plan.final]
+            for name in parts:
+                outs[name] = self._scalar_buffer(name, scalars[name])
+                final_args += [final_sig.params[len(final_args)].dtype(scalars[name]), parts[name], outs[name]]
+            stats.kernel_seconds += self.device.launch(self.module, plan.final, (1, 1, 1), (1, 1, 1), final_args)
+        started = time.perf_counter()
+        for name in plan.writes:
+            if name in extents:
+                self.present.to_host(extents[name].base, self._host_view(extents[name]))
+                stats.d2h_bytes += extents[name].size
+        results = {}
+        for name, buffer in outs.items():
+            value = np.zeros(1, dtype=self.scalar_types[name])
+            self.device.copy_to_host(buffer, value)
+            stats.d2h_bytes += value.nbytes
+            results[name] = value[0]
+            self.device.free(buffer)
+        for buffer in parts.values():
+            self.device.free(buffer)
+        stats.transfer_seconds += time.perf_counter() - started
+        return results
+
+    def _scalar_buffer(self, name: str, value):
+        host = np.array([value], dtype=self.scalar_types[name])
+        buffer = self.device.alloc(host.nbytes)
+        self.device.copy_to_device(buffer, host)
+        return buffer
+
+    # ---- what the loop leaves behind ---------------------------------------------------
+    def _finals(self, region: HostRegion, plan: KernelPlan, scalars) -> dict:
+        if not any(slot.role == "loopvar" for slot in region.slots):
+            return {}
+        finals = final_loop_values(plan, scalars)
+        if finals is None:
+            raise CpuFallback("the loop bounds cannot be evaluated to set the loop variables afterwards")
+        return finals
+
+    def _write_back(self, region: HostRegion, addrs, results, finals) -> None:
+        for slot in region.slots:
+            if slot.role == "reduction":
+                _write_scalar(addrs[slot.index], self.scalar_types[slot.name], results[slot.name])
+            elif slot.role == "loopvar" and slot.name in finals:
+                _write_scalar(addrs[slot.index], self.scalar_types[slot.name], finals[slot.name])
+
+    def free_hook(self, base: int, size: int) -> None:
+        self.present.drop(base)
+
+
+def final_loop_values(plan: KernelPlan, scalars: dict) -> dict[str, int] | None:
+    """The values C leaves in the mapped loops' variables: each runs past its last iteration;
+    an inner loop's value is the one from the outer loop's last iteration. None if a bound
+    cannot be evaluated."""
+    values, finals = dict(scalars), {}
+    for loop in plan.loops:
+        start, end = evaluate(loop.start, values), evaluate(loop.end, values)
+        if start is None or end is None:
+            return None
+        if loop.inclusive:
+            end += 1 if loop.step > 0 else -1
+        span = (end - start) if loop.step > 0 else (start - end)
+        trips = max(0, -(-span // abs(loop.step)))
+        finals[loop.var] = start + trips * loop.step
+        if trips == 0:
+            break
+        values[loop.var] = start + (trips - 1) * loop.step
+    return finals
+
+
+_SCALARS = {("float", 4): np.float32, ("float", 8): np.float64, ("int", 1): np.int8, ("int", 2): np.int16,
+            ("int", 4): np.int32, ("int", 8): np.int64, ("uint", 1): np.uint8, ("uint", 2): np.uint16,
+            ("uint", 4): np.uint32, ("uint", 8): np.uint64}
+
+
+def scalar_dtype(slot: Slot, size: int) -> np.dtype:
+    """How a scalar slot's bytes read (its C type may be a typedef: size and kind decide)."""
+    found = _SCALARS.get((slot.value, size))
+    if found is None:
+        raise CpuFallback(f"`{slot.name}` is a {size}-byte {slot.value or 'value'} the runtime cannot read")
+    return np.dtype(found)
+
+
+def _read_scalar(address: int, slot: Slot, size: int):
+    return np.frombuffer(ctypes.string_at(address, size), dtype=scalar_dtype(slot, size), count=1)[0]
+
+
+def _write_scalar(address: int, dtype: np.dtype, value) -> None:
+    data = np.array([value]).astype(dtype).tobytes()
+    ctypes.memmove(address, data, len(data))
+
+
+__all__ = ["CpuFallback", "DeviceDispatcher", "RegionMismatch", "RegionStats", "final_loop_values"]

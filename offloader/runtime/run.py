@@ -1,0 +1,155 @@
+"""`offload run`: build once, run with the chosen regions on a device, verify, report.
+
+The program runs in a child process (the hostprog runner) under a time limit, so a crash,
+hang or wrong output is a recorded failure with a typed reason, never a crash of offload.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+
+from ..analysis import analyze_program
+from ..buildopts import BuildOptions
+from ..codegen.kernel import KernelError, Variant, generate_kernel, generate_module, kernel_preamble
+from ..codegen.regions import find_regions, top_level_types
+from ..errors import UserError
+from ..hostprog.build import build_host_library, build_reference_program
+from ..hostprog.compiler import BuildError
+from ..hostprog.runner import runner_command, runner_env
+from .compare import compare_outputs
+from .plan import plan_for
+
+SCHEMA = 1
+
+
+@dataclass
+class RunOptions:
+    gpu_regions: str = "all"           # all | none | 1,3
+    device: str = "auto"               # auto | cuda | emu
+    order: str = "forward"             # emulator: forward | reverse | shuffle
+    verify: str = "both"               # region | program | both | none
+    args: tuple[str, ...] = ()
+    rtol: float = 1e-6
+    ignore: tuple[str, ...] = ()
+    timeout: float = 600.0
+    workdir: str | None = None
+    progress: object = field(default=None, repr=False)      # callable(str) or None
+
+
+def run_program(options: BuildOptions, run: RunOptions) -> dict:
+    say = run.progress or (lambda message: None)
+    workdir = run.workdir or tempfile.mkdtemp(prefix="offload-run-")
+    say("analysing")
+    result = analyze_program(options)
+    regions, rejected = find_regions(result)
+    preamble = kernel_preamble(top_level_types(result))
+    kernels, notes = {}, [{"loop": r.location, "reason": r.reason} for r in rejected]
+    for region in regions:
+        try:
+            kernels[region.id] = generate_kernel(region, Variant(), preamble)
+        except KernelError as exc:
+            notes.append({"loop": str(region.top.loop.location), "reason": str(exc)})
+    regions = [r for r in regions if r.id in kernels]
+    say(f"building the host program with {len(regions)} region(s)")
+    try:
+        build = build_host_library(result, regions, options, os.path.join(workdir, "host"))
+        reference = build_reference_program(options, os.path.join(workdir, "reference"))
+    except BuildError as exc:
+        raise UserError(f"the program does not build: {exc}") from None
+    for rid, why in build.skipped.items():
+        notes.append({"loop": str(next(r for r in regions if r.id == rid).top.loop.location), "reason": why})
+    wrapped = [r for r in regions if r.id in build.regions]
+    kernels_path = os.path.join(workdir, "kernels.cu")
+    with open(kernels_path, "w") as handle:
+        handle.write(generate_module(wrapped, {}, preamble))
+    plans_path = os.path.join(workdir, "plans.json")
+    with open(plans_path, "w") as handle:
+        json.dump({str(r.id): plan_for(kernels[r.id]).to_json() for r in wrapped}, handle)
+
+    say("running the CPU original twice")
+    first, second = (_run([reference, *run.args], run.timeout) for _ in range(2))
+    say(f"running with regions {run.gpu_regions} on device {run.device}")
+    stats_path = os.path.join(workdir, "stats.json")
+    command = runner_command(build.library, list(run.args), dispatcher="device", stats=stats_path,
+                             argv0=reference)
+    command[command.index("--"):command.index("--")] = [
+        "--plans", plans_path, "--kernels", kernels_path, "--device", run.device, "--order", run.order,
+        "--regions", run.gpu_regions] + (["--verify-regions"] if run.verify in ("region", "both") else [])
+    offloaded = _run(command, run.timeout, env=runner_env())
+    return _report(options, run, wrapped, build, first, second, offloaded, stats_path, notes, workdir)
+
+
+@dataclass
+class Outcome:
+    returncode: int | None
+    stdout: str
+    stderr: str
+    seconds: float
+    failure: str = ""          # typed: timeout | crash | ""
+
+
+def _run(command: list[str], timeout: float, env=None) -> Outcome:
+    started = time.perf_counter()
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env, errors="replace")
+    except subprocess.TimeoutExpired as exc:
+        return Outcome(None, _text(exc.stdout), _text(exc.stderr), time.perf_counter() - started, "timeout")
+    failure = "crash" if done.returncode < 0 else ""
+    return Outcome(done.returncode, done.stdout, done.stderr, time.perf_counter() - started, failure)
+
+
+def _text(data) -> str:
+    return data.decode(errors="replace") if isinstance(data, bytes) else (data or "")
+
+
+def _report(options, run, regions, build, first, second, offloaded, stats_path, notes, workdir) -> dict:
+    stats = {}
+    if os.path.exists(stats_path):
+        with open(stats_path) as handle:
+            stats = json.load(handle)
+    label = stats.get("timing", "emulated" if run.device == "emu" else "measured")
+    report = {"schema": SCHEMA, "file": options.sources[0], "workdir": workdir, "gpu_regions": run.gpu_regions,
+              "device": stats.get("device", run.device), "order": run.order, "timing": label,
+              "total_seconds": stats.get("total_seconds"), "cpu_seconds": first.seconds,
+              "not_offloaded": notes, "regions": []}
+    failures = []
+    if offloaded.failure:
+        failures.append(f"the offloaded program hit a {offloaded.failure}")
+    elif offloaded.returncode != first.returncode:
+        failures.append(f"exit status {offloaded.returncode}, the CPU original's is {first.returncode}")
+    if not stats:
+        failures.append("the offloaded program wrote no statistics: " + offloaded.stderr.strip()[-400:])
+    for region in regions:
+        entry = stats.get("regions", {}).get(str(region.id), {})
+        mismatches = entry.get("mismatches", [])
+        for error in entry.get("errors", [])[:1]:
+            failures.append(f"region {region.id} ({region.top.loop.location}) failed on the device: {error}")
+        if mismatches:
+            failures.append(f"region {region.id} ({region.top.loop.location}) wrote `{mismatches[0]['array']}`"
+                            f"[{mismatches[0]['index']}] = {mismatches[0]['device']}, the CPU loop "
+                            f"{mismatches[0]['cpu']}")
+        report["regions"].append({
+            "id": region.id, "line": region.top.loop.location.line, "location": str(region.top.loop.location),
+            "device": report["device"], "calls": entry.get("calls", 0), "device_runs": entry.get("device_runs", 0),
+            "kernel_seconds": entry.get("kernel_seconds", 0.0), "h2d_bytes": entry.get("h2d_bytes", 0),
+            "d2h_bytes": entry.get("d2h_bytes", 0), "transfer_seconds": entry.get("transfer_seconds", 0.0),
+            "alias_fallbacks": entry.get("alias_fallbacks", 0), "cpu_fallbacks": entry.get("cpu_fallbacks", 0),
+            "fallback_reasons": entry.get("fallback_reasons", []), "mismatches": mismatches,
+            "errors": entry.get("errors", []), "timing": label})
+    if run.verify in ("program", "both") and not offloaded.failure:
+        for name, a, b, c in (("stdout", first.stdout, second.stdout, offloaded.stdout),
+                              ("stderr", first.stderr, second.stderr, offloaded.stderr)):
+            comparison = compare_outputs(name, a, b, c, run.rtol, run.ignore)
+            if comparison.unstable:
+                report.setdefault("unstable_tokens", {})[name] = comparison.unstable
+            if not comparison.same:
+                failures.append(comparison.mismatch)
+    report["verified"] = not failures
+    report["mismatch"] = failures[0] if failures else None
+    report["failures"] = failures
+    return report
