@@ -73,15 +73,20 @@ def run_program(options: BuildOptions, run: RunOptions) -> dict:
 
     say("running the CPU original twice")
     first, second = (_run([reference, *run.args], run.timeout) for _ in range(2))
-    say(f"running with regions {run.gpu_regions} on device {run.device}")
+    from ..device import choose_kind
+
+    kind, why = choose_kind(run.device)
+    say(f"running with regions {run.gpu_regions} on the {'GPU' if kind == 'cuda' else 'emulated device'} ({why})")
     stats_path = os.path.join(workdir, "stats.json")
     command = runner_command(build.library, list(run.args), dispatcher="device", stats=stats_path,
                              argv0=reference)
     command[command.index("--"):command.index("--")] = [
-        "--plans", plans_path, "--kernels", kernels_path, "--device", run.device, "--order", run.order,
+        "--plans", plans_path, "--kernels", kernels_path, "--device", kind, "--order", run.order,
         "--regions", run.gpu_regions] + (["--verify-regions"] if run.verify in ("region", "both") else [])
     offloaded = _run(command, run.timeout, env=runner_env())
-    return _report(options, run, wrapped, build, first, second, offloaded, stats_path, notes, workdir)
+    report = _report(options, run, wrapped, build, first, second, offloaded, stats_path, notes, workdir)
+    report["device_choice"] = why
+    return report
 
 
 @dataclass
