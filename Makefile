@@ -25,6 +25,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/bench_analyze.py
 	$(PY) benchmarks/bench_emulator.py
+	$(PY) benchmarks/bench_launch.py
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .hypothesis

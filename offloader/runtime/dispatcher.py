@@ -146,7 +146,8 @@ class DeviceDispatcher:
             stats.h2d_bytes += extent.size
         stats.transfer_seconds += time.perf_counter() - started
         signature = self.module.kernels[plan.kernel]
-        nblocks = plan.grid[0] * plan.grid[1] * plan.grid[2]
+        grid = launch_grid(plan, scalars)
+        nblocks = grid[0] * grid[1] * grid[2]
         parts, outs, args = {}, {}, []
         for role, param in zip(plan.arguments, signature.params):
             kind, name = role.split(":", 1)
@@ -162,7 +163,7 @@ class DeviceDispatcher:
             else:                                          # out: the atomic variant adds into it
                 outs[name] = self._scalar_buffer(name, scalars[name])
                 args.append(outs[name])
-        stats.kernel_seconds += self.device.launch(self.module, plan.kernel, plan.grid, plan.block, args)
+        stats.kernel_seconds += self.device.launch(self.module, plan.kernel, grid, plan.block, args)
         if plan.final:
             final_args, final_sig = [np.int64(nblocks)], self.module.kernels[plan.final]
             for name in parts:
@@ -212,6 +213,51 @@ class DeviceDispatcher:
         self.present.drop(base)
 
 
+def launch_grid(plan: KernelPlan, scalars: dict) -> tuple[int, int, int]:
+    """The plan's grid, shrunk to what the loops' trip counts need (the kernels stride over
+    any grid, so this only saves idle threads). A loop whose bounds depend on an outer loop
+    is sized at the outer loop's first and last values."""
+    grid = list(plan.grid)
+    depth = len(plan.loops)
+    values = dict(scalars)
+    for k, loop in enumerate(plan.loops):
+        axis = depth - 1 - k                            # kernel.Variant's default map
+        trips = []
+        for outer in _outer_extremes(plan.loops[:k], values):
+            start, end = evaluate(loop.start, outer), evaluate(loop.end, outer)
+            if start is None or end is None:
+                trips = []
+                break
+            trips.append(_trip_count(start, end, loop))
+        if trips:
+            needed = -(-max(trips) // plan.block[axis])
+            grid[axis] = max(1, min(grid[axis], needed))
+    return tuple(grid)
+
+
+def _outer_extremes(outer_loops, values: dict) -> list[dict]:
+    """Variable bindings at the first and at the last iteration of the outer loops."""
+    choices = [dict(values)]
+    for loop in outer_loops:
+        extended = []
+        for binding in choices:
+            start, end = evaluate(loop.start, binding), evaluate(loop.end, binding)
+            if start is None or end is None:
+                return [values]
+            trips = _trip_count(start, end, loop)
+            last = start + max(trips - 1, 0) * loop.step
+            extended += [{**binding, loop.var: start}, {**binding, loop.var: last}]
+        choices = extended
+    return choices
+
+
+def _trip_count(start: int, end: int, loop) -> int:
+    if loop.inclusive:
+        end += 1 if loop.step > 0 else -1
+    span = (end - start) if loop.step > 0 else (start - end)
+    return max(0, -(-span // abs(loop.step)))
+
+
 def final_loop_values(plan: KernelPlan, scalars: dict) -> dict[str, int] | None:
     """The values C leaves in the mapped loops' variables: each runs past its last iteration;
     an inner loop's value is the one from the outer loop's last iteration. None if a bound
@@ -221,10 +267,7 @@ def final_loop_values(plan: KernelPlan, scalars: dict) -> dict[str, int] | None:
         start, end = evaluate(loop.start, values), evaluate(loop.end, values)
         if start is None or end is None:
             return None
-        if loop.inclusive:
-            end += 1 if loop.step > 0 else -1
-        span = (end - start) if loop.step > 0 else (start - end)
-        trips = max(0, -(-span // abs(loop.step)))
+        trips = _trip_count(start, end, loop)
         finals[loop.var] = start + trips * loop.step
         if trips == 0:
             break
