@@ -142,8 +142,8 @@ class DeviceDispatcher:
         for name, extent in extents.items():
             if extent.slot.kind == "pointer" and extent.base not in self.present.buffers:
                 self.watch(extent.base, 1)             # so free() drops the device copy
-            buffers[name] = self.present.to_device(extent.base, self._host_view(extent))
-            stats.h2d_bytes += extent.size
+            buffers[name], copied = self.present.to_device(extent.base, self._host_view(extent))
+            stats.h2d_bytes += copied
         stats.transfer_seconds += time.perf_counter() - started
         signature = self.module.kernels[plan.kernel]
         grid = launch_grid(plan, scalars)
