@@ -145,3 +145,12 @@ def test_unsupported_regions_are_rejected_with_a_reason(tmp_path):
     assert "read after the loop" in reasons["6"]
     assert "struct value" in reasons["7"]
     assert not regions
+
+
+def test_row_pointer_arrays_are_rejected(tmp_path):
+    _, regions, rejected = program(tmp_path, """
+        void f(int n, int m, double **a) {
+          for (int i = 0; i < n; i++)
+            for (int j = 0; j < m; j++) a[i][j] = 0;
+        }""")
+    assert not regions and "holds pointers" in rejected[0].reason

@@ -138,6 +138,9 @@ def _free_names(node: c_ast.Node, model: FunctionModel) -> set[str]:
 
 def _param(variable: Variable, name: str) -> Param:
     kind = variable.ctype.kind
+    inner = variable.ctype.inner
+    if kind in ("array", "pointer") and inner is not None and inner.kind == "pointer":
+        raise RegionError(f"`{name}` holds pointers (rows of an array); the device cannot follow host pointers")
     decl = _as_declaration(variable, name)
     if kind == "array":
         _check_constant_dims(variable, name)
