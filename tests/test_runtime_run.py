@@ -136,3 +136,15 @@ def test_arrays_stay_on_the_device_across_time_steps(tmp_path):
         assert report["verified"], report["failures"]
         return sum(r["h2d_bytes"] for r in report["regions"])
     assert program(10) == program(20) <= 3 * 2 * 256 * 8     # u and v once, not once per step
+
+
+def test_a_harness_in_a_second_file_with_typedefs_structs_and_overlap():
+    fixtures = ROOT / "tests" / "fixtures" / "programs"
+    report = run_program(BuildOptions(sources=(str(fixtures / "harness_main.c"), str(fixtures / "harness_kernels.c"))),
+                         RunOptions(device="emu", order="shuffle", args=("40",)))
+    assert report["verified"], report["failures"]
+    by_line = {(Path(r["location"]).name.split(":")[0], r["line"]): r for r in report["regions"]}
+    assert by_line[("harness_kernels.c", 5)]["device_runs"] == 1            # triangular nest
+    assert by_line[("harness_kernels.c", 10)]["device_runs"] == 3           # struct array, 3 steps
+    overlapping = by_line[("harness_kernels.c", 21)]
+    assert overlapping["calls"] == 2 and overlapping["cpu_fallbacks"] == 1

@@ -104,15 +104,16 @@ def _build(region_id: int, loop_index: int, top: LoopVerdict, by_loop_id, result
     if top.lastprivate:
         raise RegionError("variables read after the loop (" + ", ".join(sorted(top.lastprivate))
                           + ") need last-iteration values, which the generator does not produce yet")
+    typedefs = _typedefs(program, model)
     params, helpers = [], _helpers(top, model, program)
     names = _free_names(top.loop.node, model) - inside_vars - top.loop.declared_inside - special
     for name in sorted(names):
-        params.append(_param(model.variables[name], name))
+        params.append(_param(model.variables[name], name, typedefs))
     mapped_vars = {v.header.var for v in mapped}
-    private = [_local(model.variables[n], n) for n in sorted(top.private - mapped_vars)]
-    loop_vars = [_local(model.variables[v.header.var], v.header.var) for v in mapped
+    private = [_local(model.variables[n], n, typedefs) for n in sorted(top.private - mapped_vars)]
+    loop_vars = [_local(model.variables[v.header.var], v.header.var, typedefs) for v in mapped
                  if not v.header.declares_var]
-    reductions = [(_local(model.variables[n], n), op) for n, op in sorted(top.reductions.items())]
+    reductions = [(_local(model.variables[n], n, typedefs), op) for n, op in sorted(top.reductions.items())]
     for param in params + private + [p for p, _ in reductions]:
         if param.kind in ("scalar", "reduction") and param.element in ("long double",):
             raise RegionError(f"`{param.name}` is a long double, which GPUs do not have")
@@ -136,31 +137,54 @@ def _free_names(node: c_ast.Node, model: FunctionModel) -> set[str]:
     return found
 
 
-def _param(variable: Variable, name: str) -> Param:
+def _typedefs(program, model: FunctionModel) -> dict[str, c_ast.Node]:
+    """Typedefs visible in the function's file (system headers included)."""
+    file = model.node.coord.file if model.node.coord else None
+    return {node.name: node.type for unit in program.units if unit.source.path == file
+            for node in unit.ast.ext if isinstance(node, c_ast.Typedef)}
+
+
+def _plain_scalars(node: c_ast.Node, typedefs: dict[str, c_ast.Node]) -> None:
+    """Spell typedef'd scalar types with C's own names (`real` -> `double`), in place: kernel
+    signatures name only C's types. Typedefs of structs are left as they are."""
+    for child in _walk(node):
+        if not isinstance(child, c_ast.TypeDecl) or not isinstance(child.type, c_ast.IdentifierType):
+            continue
+        for _ in range(16):
+            names = child.type.names
+            target = typedefs.get(names[0]) if len(names) == 1 else None
+            if not (isinstance(target, c_ast.TypeDecl) and isinstance(target.type, c_ast.IdentifierType)):
+                break
+            child.type = copy.deepcopy(target.type)
+            child.quals = list(dict.fromkeys(child.quals + target.quals))
+
+
+def _param(variable: Variable, name: str, typedefs: dict[str, c_ast.Node]) -> Param:
     kind = variable.ctype.kind
     inner = variable.ctype.inner
     if kind in ("array", "pointer") and inner is not None and inner.kind == "pointer":
         raise RegionError(f"`{name}` holds pointers (rows of an array); the device cannot follow host pointers")
-    decl = _as_declaration(variable, name)
+    decl = _as_declaration(variable, name, typedefs)
     if kind == "array":
         _check_constant_dims(variable, name)
         decl.type = c_ast.PtrDecl([], decl.type.type)          # A[N][M] -> (*A)[M]
-        return Param(name, "array", decl, element_text(variable))
+        return Param(name, "array", decl, _element_of(decl))
     if kind == "pointer":
-        return Param(name, "array", decl, element_text(variable))
+        return Param(name, "array", decl, _element_of(decl))
     if kind in ("scalar", "float"):
-        return Param(name, "scalar", decl, element_text(variable))
+        return Param(name, "scalar", decl, _element_of(decl))
     raise RegionError(f"`{name}` is a {kind} value; the generator passes only arrays, pointers "
                       "and plain scalars to kernels")
 
 
-def _local(variable: Variable, name: str) -> Param:
+def _local(variable: Variable, name: str, typedefs: dict[str, c_ast.Node]) -> Param:
     if variable.ctype.kind not in ("scalar", "float"):
         raise RegionError(f"private `{name}` is a {variable.ctype.kind}; only plain scalars can be private")
-    return Param(name, "local", _as_declaration(variable, name), element_text(variable))
+    decl = _as_declaration(variable, name, typedefs)
+    return Param(name, "local", decl, _element_of(decl))
 
 
-def _as_declaration(variable: Variable, name: str) -> c_ast.Decl:
+def _as_declaration(variable: Variable, name: str, typedefs: dict[str, c_ast.Node]) -> c_ast.Decl:
     decl = variable.decl
     if not isinstance(decl, c_ast.Decl):
         raise RegionError(f"the generator cannot see how `{name}` is declared")
@@ -171,7 +195,14 @@ def _as_declaration(variable: Variable, name: str) -> c_ast.Decl:
             child.decls = None                                 # name the type, don't redefine it
     decl.name = safe_name(name)
     _innermost(decl.type).declname = safe_name(name)
+    _plain_scalars(decl.type, typedefs)
     return decl
+
+
+def _element_of(decl: c_ast.Decl) -> str:
+    base = copy.deepcopy(_innermost(decl.type))
+    base.declname, base.quals = None, []
+    return c_generator.CGenerator().visit(base).strip()
 
 
 def _innermost(node: c_ast.Node) -> c_ast.TypeDecl:
@@ -232,13 +263,16 @@ def _walk(node: c_ast.Node):
 
 def top_level_types(result: AnalysisResult) -> list[c_ast.Node]:
     """Typedefs, struct/union/enum definitions of the user's own files, for kernel preambles."""
-    found = []
+    found, seen = [], set()
     for unit in result.program.units:
         for node in unit.ast.ext:
             if node.coord is None or node.coord.file != unit.source.path:
                 continue
-            if isinstance(node, c_ast.Typedef):
-                found.append(node)
-            elif isinstance(node, c_ast.Decl) and node.name is None:
-                found.append(node)                             # struct s {...};
+            # Files of one program share their types (a header, or copies): one definition each.
+            key = node.name if isinstance(node, c_ast.Typedef) else c_generator.CGenerator().visit(node)
+            if key in seen:
+                continue
+            if isinstance(node, c_ast.Typedef) or (isinstance(node, c_ast.Decl) and node.name is None):
+                seen.add(key)
+                found.append(node)                             # typedefs; struct s {...};
     return found

@@ -41,7 +41,9 @@ def install_device_dispatcher(library: ctypes.CDLL, regions, options):
     try:
         module = device.compile(source)
     except CompileError as exc:
-        print(f"offload: the generated kernels did not compile on {device.name}: {exc}", file=sys.stderr)
+        first = next((line for line in exc.log.splitlines() if "error" in line), "")
+        print(f"offload: the generated kernels did not compile on {device.name}: {exc} {first}".rstrip(),
+              file=sys.stderr)
         sys.exit(125)
     dispatcher = DeviceDispatcher(library, regions, plans, device, module,
                                   _enabled(options.regions, plans), options.verify_regions, options.rtol)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from rich.console import Console
 from rich.table import Table
 
@@ -14,7 +16,7 @@ def render_run(report: dict) -> None:
                    "transfer s", "to device", "to host"):
         table.add_column(column, justify="right" if column not in ("loop",) else "left")
     for region in report["regions"]:
-        table.add_row(str(region["id"]), f"line {region['line']}", str(region["calls"]), str(region["device_runs"]),
+        table.add_row(str(region["id"]), ":".join(os.path.basename(region["location"]).split(":")[:2]), str(region["calls"]), str(region["device_runs"]),
                       str(region["cpu_fallbacks"]), f"{region['kernel_seconds']:.4f}",
                       f"{region['transfer_seconds']:.4f}", _bytes(region["h2d_bytes"]), _bytes(region["d2h_bytes"]))
     console.print(table)
