@@ -7,6 +7,7 @@ from typing import Optional
 
 from pycparser import c_ast
 
+from ..frontend.walk import walk
 
 @dataclass(frozen=True)
 class CType:
@@ -92,23 +93,16 @@ class TypeTable:
 
 
 def _structs_in(node: c_ast.Node):
-    for child in _walk(node):
+    for child in walk(node):
         if isinstance(child, (c_ast.Struct, c_ast.Union)):
             yield child
 
 
 def _enums_in(node: c_ast.Node):
-    for child in _walk(node):
+    for child in walk(node):
         if isinstance(child, c_ast.Enum):
             yield child
 
-
-def _walk(node: c_ast.Node):
-    stack = [node]
-    while stack:
-        current = stack.pop()
-        yield current
-        stack.extend(child for _, child in current.children())
 
 
 @dataclass(frozen=True)

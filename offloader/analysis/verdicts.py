@@ -9,6 +9,7 @@ from typing import Optional
 import islpy as isl
 from pycparser import c_ast
 
+from ..frontend.walk import walk
 from .dependence import Conflict, DependenceTester, loop_symbol
 from .effects import Summaries
 from .header import Header, parse_header
@@ -275,14 +276,7 @@ def _dedupe(accesses: list[MemoryAccess]) -> list[MemoryAccess]:
 
 
 def _names_in(node: c_ast.Node) -> set[str]:
-    found = set()
-    stack = [node]
-    while stack:
-        current = stack.pop()
-        if isinstance(current, c_ast.ID):
-            found.add(current.name)
-        stack.extend(child for _, child in current.children())
-    return found
+    return {n.name for n in walk(node) if isinstance(n, c_ast.ID)}
 
 
 def _root_name(node: c_ast.Node) -> Optional[str]:

@@ -12,6 +12,7 @@ import copy
 
 from pycparser import c_ast, c_generator
 
+from ..frontend.walk import walk
 CXX_KEYWORDS = {
     "alignas", "alignof", "and", "and_eq", "asm", "bitand", "bitor", "bool", "catch", "char16_t",
     "char32_t", "class", "compl", "concept", "const_cast", "consteval", "constexpr", "constinit",
@@ -42,7 +43,7 @@ MATH_SIGNATURES.update({"fma": (_D, _D, _D), "fmaf": (_F, _F, _F), "ldexp": (_D,
 def rename_cxx_keywords(node: c_ast.Node) -> c_ast.Node:
     """A copy of `node` with identifiers that C++ reserves renamed to `name_`."""
     node = copy.deepcopy(node)
-    for child in _walk(node):
+    for child in walk(node):
         if isinstance(child, c_ast.ID) and child.name in CXX_KEYWORDS:
             child.name += "_"
         elif isinstance(child, c_ast.TypeDecl) and child.declname in CXX_KEYWORDS:
@@ -55,13 +56,6 @@ def rename_cxx_keywords(node: c_ast.Node) -> c_ast.Node:
 def safe_name(name: str) -> str:
     return name + "_" if name in CXX_KEYWORDS else name
 
-
-def _walk(node: c_ast.Node):
-    stack = [node]
-    while stack:
-        current = stack.pop()
-        yield current
-        stack.extend(child for _, child in current.children())
 
 
 class CudaGenerator(c_generator.CGenerator):

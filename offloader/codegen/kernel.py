@@ -18,6 +18,7 @@ from typing import Optional
 
 from pycparser import c_ast
 
+from ..frontend.walk import walk
 from .cxx import safe_name, to_cuda, to_cuda_statement
 from .regions import Param, Region, element_text
 
@@ -183,12 +184,9 @@ def _nest(region: Region, axes: tuple[int, ...]) -> list[str]:
 
 def _renamed(node: c_ast.Node, names: dict[str, str]) -> c_ast.Node:
     node = copy.deepcopy(node)
-    stack = [node]
-    while stack:
-        current = stack.pop()
+    for current in walk(node):
         if isinstance(current, c_ast.ID) and current.name in names:
             current.name = names[current.name]
-        stack.extend(child for _, child in current.children())
     return node
 
 

@@ -11,6 +11,7 @@ import copy
 from dataclasses import dataclass
 from pycparser import c_ast, c_generator
 
+from ..frontend.walk import walk
 from ..analysis import AnalysisResult
 from ..analysis.ctypes_model import Variable
 from ..analysis.model import FunctionModel
@@ -147,7 +148,7 @@ def _typedefs(program, model: FunctionModel) -> dict[str, c_ast.Node]:
 def _plain_scalars(node: c_ast.Node, typedefs: dict[str, c_ast.Node]) -> None:
     """Spell typedef'd scalar types with C's own names (`real` -> `double`), in place: kernel
     signatures name only C's types. Typedefs of structs are left as they are."""
-    for child in _walk(node):
+    for child in walk(node):
         if not isinstance(child, c_ast.TypeDecl) or not isinstance(child.type, c_ast.IdentifierType):
             continue
         for _ in range(16):
@@ -190,7 +191,7 @@ def _as_declaration(variable: Variable, name: str, typedefs: dict[str, c_ast.Nod
         raise RegionError(f"the generator cannot see how `{name}` is declared")
     decl = copy.deepcopy(decl)
     decl.init, decl.storage, decl.funcspec, decl.bitsize = None, [], [], None
-    for child in _walk(decl.type):
+    for child in walk(decl.type):
         if isinstance(child, (c_ast.Struct, c_ast.Union)) and child.decls is not None:
             child.decls = None                                 # name the type, don't redefine it
     decl.name = safe_name(name)
@@ -216,7 +217,7 @@ def element_text(variable: Variable) -> str:
     base = _innermost(copy.deepcopy(variable.decl.type))
     base.declname = None
     base.quals = []
-    for child in _walk(base):
+    for child in walk(base):
         if isinstance(child, (c_ast.Struct, c_ast.Union)):
             child.decls = None
     return c_generator.CGenerator().visit(base).strip()
@@ -250,15 +251,8 @@ def _helpers(top: LoopVerdict, model: FunctionModel, program) -> list[c_ast.Func
 
 
 def _called(node: c_ast.Node) -> list[str]:
-    return [n.name.name for n in _walk(node) if isinstance(n, c_ast.FuncCall) and isinstance(n.name, c_ast.ID)]
+    return [n.name.name for n in walk(node) if isinstance(n, c_ast.FuncCall) and isinstance(n.name, c_ast.ID)]
 
-
-def _walk(node: c_ast.Node):
-    stack = [node]
-    while stack:
-        current = stack.pop()
-        yield current
-        stack.extend(child for _, child in current.children())
 
 
 def top_level_types(result: AnalysisResult) -> list[c_ast.Node]:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from pycparser import c_ast
 
+from ..frontend.walk import walk
 from ..codegen.regions import Region
 from ..frontend.parse import TranslationUnit
 from .abi import DISPATCH, Slot
@@ -97,8 +98,8 @@ def _position(text: str, offset: int) -> tuple[int, int]:
 
 def _check_against_ast(unit: TranslationUnit, region: Region, start: tuple[int, int], end: tuple[int, int]) -> None:
     loop = region.top.loop.node
-    inside = {id(node) for node in _walk(loop)}
-    for node in _walk(region.function.node.body):
+    inside = {id(node) for node in walk(loop)}
+    for node in walk(region.function.node.body):
         token = _token(node)
         if token is None or node.coord is None or node.coord.file != unit.source.path:
             continue
@@ -120,10 +121,3 @@ def _token(node: c_ast.Node) -> str | None:
         return node.value
     return None
 
-
-def _walk(node: c_ast.Node):
-    stack = [node]
-    while stack:
-        current = stack.pop()
-        yield current
-        stack.extend(child for _, child in current.children())
