@@ -20,6 +20,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from offloader.errors import UserError
+from offloader.userfiles import read_json_object
 from vgpu.profiles import DEFAULT_SERIES, SERIES
 
 _APP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,40}$")
@@ -45,7 +46,7 @@ class Request:
 
 
 def load_plan(path: str | Path) -> dict:
-    data = _json_file(path, "plan")
+    data = read_json_object(path, "plan")
     app = data.get("app")
     if not isinstance(app, str) or not _APP_NAME.match(app):
         raise UserError(f"`app` must be a short name (letters, digits, -, _, .), got {app!r}", file=str(path))
@@ -56,7 +57,7 @@ def load_plan(path: str | Path) -> dict:
 
 def request_from_sizing(plan_path: str | Path, sizing_path: str | Path, series: str | None) -> Request:
     plan = load_plan(plan_path)
-    sizing = _json_file(sizing_path, "sizing")
+    sizing = read_json_object(sizing_path, "sizing")
     rec = sizing.get("recommendation")
     where = str(sizing_path)
     if not isinstance(rec, dict):
@@ -97,20 +98,6 @@ def check_series(series: str | None) -> str | None:
     if series is not None and series.upper() not in SERIES:
         raise UserError(f"--series must be one of {', '.join(SERIES)} (got {series!r})")
     return series.upper() if series else None
-
-
-def _json_file(path: str | Path, what: str) -> dict:
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserError(f"no such {what} file", file=str(path)) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"cannot read the {what}: {exc}", file=str(path)) from None
-    except json.JSONDecodeError as exc:
-        raise UserError(f"not valid JSON: {exc}", file=str(path)) from None
-    if not isinstance(data, dict):
-        raise UserError(f"a {what} file holds a JSON object", file=str(path))
-    return data
 
 
 def _positive_int(value, field: str, file: str) -> int:

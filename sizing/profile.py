@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from offloader.errors import UserError
+from offloader.userfiles import read_json_object
 
 from .scaling import SCALING_KINDS, ScalingPoint
 from .validate import Fields
@@ -61,20 +62,6 @@ class Profile:
 
     def missing(self, names: tuple[str, ...]) -> list[str]:
         return [n for n in names if getattr(self, n) is None]
-
-
-def read_json_object(path: Path, what: str) -> dict:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserError(f"no such {what}", file=str(path)) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"cannot read the {what}: {exc}", file=str(path)) from None
-    except json.JSONDecodeError as exc:
-        raise UserError(f"not valid JSON: {exc}", file=str(path)) from None
-    if not isinstance(data, dict):
-        raise UserError(f"the {what} must be a JSON object", file=str(path))
-    return data
 
 
 def load_profile(path: str | Path) -> Profile:
