@@ -70,10 +70,12 @@ def analyze(options: BuildOptions, as_json: bool, only: tuple[str, ...], never: 
 @click.option("--rtol", default=1e-6, show_default=True, help="Relative tolerance for numbers in the output.")
 @click.option("--ignore", multiple=True, metavar="PATTERN", help="Regex of output text to leave out of the comparison.")
 @click.option("--timeout", default=600.0, show_default=True, help="Seconds each run of the program may take.")
+@click.option("--memory-limit", default=8192, show_default=True, metavar="MIB",
+              help="Memory each run of the program may use (a cgroup; GPU initialisation is not affected).")
 @click.option("--keep", "workdir", default=None, metavar="DIR", help="Build and run in DIR and keep it.")
 @click.option("--json", "as_json", is_flag=True, help="Write the machine-readable report to stdout.")
 def run(options: BuildOptions, gpu_regions, device, order, verify, program_args, rtol, ignore, timeout,
-        workdir, as_json):
+        memory_limit, workdir, as_json):
     """Build once, run with the chosen regions on a GPU or the emulator, and verify."""
     import shlex
 
@@ -84,7 +86,7 @@ def run(options: BuildOptions, gpu_regions, device, order, verify, program_args,
         raise UserError(f"--gpu-regions takes all, none or region numbers like 1,3; got `{gpu_regions}`")
     progress = None if as_json else (lambda message: click.echo(f"offload: {message}", err=True))
     report = run_program(options, RunOptions(gpu_regions, device, order, verify, tuple(shlex.split(program_args)),
-                                             rtol, tuple(ignore), timeout, workdir, progress))
+                                             rtol, tuple(ignore), timeout, memory_limit << 20, workdir, progress))
     if as_json:
         click.echo(json.dumps(report, indent=2))
     else:

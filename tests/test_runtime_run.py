@@ -101,6 +101,30 @@ def test_a_hang_is_a_typed_failure(tmp_path):
     assert not report["verified"] and any("timeout" in f for f in report["failures"])
 
 
+def test_the_memory_limit_stops_a_program_that_uses_too_much(tmp_path):
+    src = tmp_path / "hog.c"
+    src.write_text(textwrap.dedent("""
+        #include <stdio.h>
+        #include <stdlib.h>
+        #include <string.h>
+        int main(void) {
+          size_t n = (size_t)512 << 20;
+          char *p = malloc(n);
+          if (!p) { puts("no memory"); return 0; }
+          memset(p, 1, n);
+          printf("%d\\n", p[n - 1]);
+          return 0;
+        }"""))
+    report = run(src, memory_limit=128 << 20)
+    if not report["memory_limit"]["applied"].startswith("cgroup"):
+        pytest.skip(f"no cgroup here: {report['memory_limit']['applied']}")
+    if not any("CPU original itself failed" in f for f in report["failures"]):
+        pytest.skip("this machine accepts cgroup memory limits but does not enforce them "
+                    "(the CPU original used 512 MiB under a 128 MiB limit)")
+    assert not report["verified"]
+    assert any("memory limit" in f for f in report["failures"]), report["failures"]
+
+
 def test_the_command_line_reports_and_exits_by_verification(tmp_path):
     done = subprocess.run([sys.executable, "-m", "offloader", "run", "samples/reductions.c", "--device", "emu",
                            "--gpu-regions", "1,2", "--json"], capture_output=True, text=True, cwd=ROOT, timeout=300)

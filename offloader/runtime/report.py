@@ -20,7 +20,8 @@ def render_run(report: dict) -> None:
                       str(region["cpu_fallbacks"]), f"{region['kernel_seconds']:.4f}",
                       f"{region['transfer_seconds']:.4f}", _bytes(region["h2d_bytes"]), _bytes(region["d2h_bytes"]))
     console.print(table)
-    console.print(f"device: {report['device']} ({report.get('device_choice', '')})")
+    console.print(f"device: {report['device']} ({report.get('device_choice', '')}); memory limit "
+                  f"{report['memory_limit']['bytes'] >> 20} MiB, {report['memory_limit']['applied']}")
     for note in report["not_offloaded"]:
         console.print(f"not offloaded: {note['loop']}: {note['reason']}")
     for region in report["regions"]:

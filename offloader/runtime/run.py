@@ -17,11 +17,13 @@ from ..analysis import analyze_program
 from ..buildopts import BuildOptions
 from ..codegen.kernel import KernelError, Variant, generate_kernel, generate_module, kernel_preamble
 from ..codegen.regions import find_regions, top_level_types
+from ..device import CompileError, choose_kind, open_device
 from ..errors import UserError
 from ..hostprog.build import build_host_library, build_reference_program
 from ..hostprog.compiler import BuildError
 from ..hostprog.runner import runner_command, runner_env
 from .compare import compare_outputs
+from .limits import MemoryLimit
 from .plan import plan_for
 
 SCHEMA = 1
@@ -37,6 +39,7 @@ class RunOptions:
     rtol: float = 1e-6
     ignore: tuple[str, ...] = ()
     timeout: float = 600.0
+    memory_limit: int = 8 << 30        # bytes the program may use, per run (a cgroup)
     workdir: str | None = None
     progress: object = field(default=None, repr=False)      # callable(str) or None
 
@@ -64,6 +67,7 @@ def run_program(options: BuildOptions, run: RunOptions) -> dict:
     for rid, why in build.skipped.items():
         notes.append({"loop": str(next(r for r in regions if r.id == rid).top.loop.location), "reason": why})
     wrapped = [r for r in regions if r.id in build.regions]
+    kind, why = choose_kind(run.device)
     kernels_path = os.path.join(workdir, "kernels.cu")
     with open(kernels_path, "w") as handle:
         handle.write(generate_module(wrapped, {}, preamble))
@@ -71,11 +75,13 @@ def run_program(options: BuildOptions, run: RunOptions) -> dict:
     with open(plans_path, "w") as handle:
         json.dump({str(r.id): plan_for(kernels[r.id]).to_json() for r in wrapped}, handle)
 
+    if kind == "emu":          # compile here, outside the program's memory limit (cached by content)
+        try:
+            open_device("emu").compile(open(kernels_path).read())
+        except CompileError as exc:
+            notes.append({"loop": "all regions", "reason": f"the kernels do not compile: {exc}"})
     say("running the CPU original twice")
-    first, second = (_run([reference, *run.args], run.timeout) for _ in range(2))
-    from ..device import choose_kind
-
-    kind, why = choose_kind(run.device)
+    first, second = (_run([reference, *run.args], run.timeout, limit=run.memory_limit) for _ in range(2))
     say(f"running with regions {run.gpu_regions} on the {'GPU' if kind == 'cuda' else 'emulated device'} ({why})")
     stats_path = os.path.join(workdir, "stats.json")
     command = runner_command(build.library, list(run.args), dispatcher="device", stats=stats_path,
@@ -83,7 +89,7 @@ def run_program(options: BuildOptions, run: RunOptions) -> dict:
     command[command.index("--"):command.index("--")] = [
         "--plans", plans_path, "--kernels", kernels_path, "--device", kind, "--order", run.order,
         "--regions", run.gpu_regions] + (["--verify-regions"] if run.verify in ("region", "both") else [])
-    offloaded = _run(command, run.timeout, env=runner_env())
+    offloaded = _run(command, run.timeout, env=runner_env(), limit=run.memory_limit)
     report = _report(options, run, wrapped, build, first, second, offloaded, stats_path, notes, workdir)
     report["device_choice"] = why
     return report
@@ -95,17 +101,23 @@ class Outcome:
     stdout: str
     stderr: str
     seconds: float
-    failure: str = ""          # typed: timeout | crash | ""
+    failure: str = ""          # typed: timeout | memory limit | crash | ""
+    memory_limit: str = ""     # how the memory limit was applied, or why not
 
 
-def _run(command: list[str], timeout: float, env=None) -> Outcome:
+def _run(command: list[str], timeout: float, env=None, limit: int = 0) -> Outcome:
     started = time.perf_counter()
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env, errors="replace")
-    except subprocess.TimeoutExpired as exc:
-        return Outcome(None, _text(exc.stdout), _text(exc.stderr), time.perf_counter() - started, "timeout")
-    failure = "crash" if done.returncode < 0 else ""
-    return Outcome(done.returncode, done.stdout, done.stderr, time.perf_counter() - started, failure)
+    with MemoryLimit(limit) as memory:
+        try:
+            done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env,
+                                  errors="replace", preexec_fn=memory.enter)
+        except subprocess.TimeoutExpired as exc:
+            return Outcome(None, _text(exc.stdout), _text(exc.stderr), time.perf_counter() - started, "timeout",
+                           memory.applied)
+        failure = ""
+        if done.returncode < 0:
+            failure = "memory limit" if memory.hit() else "crash"
+    return Outcome(done.returncode, done.stdout, done.stderr, time.perf_counter() - started, failure, memory.applied)
 
 
 def _text(data) -> str:
@@ -121,10 +133,13 @@ def _report(options, run, regions, build, first, second, offloaded, stats_path, 
     report = {"schema": SCHEMA, "file": options.sources[0], "workdir": workdir, "gpu_regions": run.gpu_regions,
               "device": stats.get("device", run.device), "order": run.order, "timing": label,
               "total_seconds": stats.get("total_seconds"), "cpu_seconds": first.seconds,
+              "memory_limit": {"bytes": run.memory_limit, "applied": offloaded.memory_limit},
               "not_offloaded": notes, "regions": []}
     failures = []
+    if first.failure:
+        failures.append(f"the CPU original itself failed: {first.failure}")
     if offloaded.failure:
-        failures.append(f"the offloaded program hit a {offloaded.failure}")
+        failures.append(f"the offloaded program was stopped: {offloaded.failure}")
     elif offloaded.returncode != first.returncode:
         failures.append(f"exit status {offloaded.returncode}, the CPU original's is {first.returncode}")
     if not stats:
