@@ -45,8 +45,17 @@ class RunOptions:
 
 
 def run_program(options: BuildOptions, run: RunOptions) -> dict:
+    """Build, run and verify; the build folder is removed afterwards unless run.workdir names one."""
+    if run.workdir:
+        return _run_program(options, run, run.workdir)
+    with tempfile.TemporaryDirectory(prefix="offload-run-") as workdir:
+        report = _run_program(options, run, workdir)
+    report["workdir"] = None
+    return report
+
+
+def _run_program(options: BuildOptions, run: RunOptions, workdir: str) -> dict:
     say = run.progress or (lambda message: None)
-    workdir = run.workdir or tempfile.mkdtemp(prefix="offload-run-")
     say("analysing")
     result = analyze_program(options)
     regions, rejected = find_regions(result)
