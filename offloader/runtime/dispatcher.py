@@ -18,7 +18,7 @@ from ..device import Device, Module
 from ..hostprog.abi import HostRegion, Slot
 from .plan import KernelPlan, evaluate
 from .present import PresentTable
-from .region_check import RegionMismatch, compare_region, run_twin
+from .region_check import compare_region, run_twin
 
 
 @dataclass
@@ -295,6 +295,3 @@ def _read_scalar(address: int, slot: Slot, size: int):
 def _write_scalar(address: int, dtype: np.dtype, value) -> None:
     data = np.array([value]).astype(dtype).tobytes()
     ctypes.memmove(address, data, len(data))
-
-
-__all__ = ["CpuFallback", "DeviceDispatcher", "RegionMismatch", "RegionStats", "final_loop_values"]
