@@ -16,10 +16,7 @@ from __future__ import annotations
 
 import argparse
 import collections
-import datetime as dt
 import json
-import os
-import platform
 import random
 import shutil
 import statistics
@@ -35,6 +32,9 @@ TARGET_AFTER_PREPROCESS_S = 1.0
 AFTER_KEYS = ("parse", "model", "dependence")
 
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from machine import machine  # noqa: E402
 
 
 # --------------------------------------------------------------------------------------
@@ -495,16 +495,6 @@ def check_compiles(path: Path) -> None:
 # --------------------------------------------------------------------------------------
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--lines", type=int, default=2000)
@@ -558,10 +548,7 @@ def main(argv: list[str] | None = None) -> int:
         "meets_target": after < TARGET_AFTER_PREPROCESS_S,
         "loops": len(doc["loops"]),
         "verdicts": dict(sorted(verdicts.items())),
-        "cpu": cpu_model(),
-        "cpus": os.cpu_count(),
-        "python": platform.python_version(),
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        **machine(),
     }
     out = args.out_dir / "analyze.json"
     out.write_text(json.dumps(report, indent=2) + "\n")

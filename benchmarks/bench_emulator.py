@@ -15,10 +15,8 @@ Usage: .venv/bin/python benchmarks/bench_emulator.py [--runs 5]
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -31,6 +29,9 @@ ROOT = Path(__file__).resolve().parents[1]
 OUT_DIR = ROOT / "results" / "bench"
 TARGETS_S = {"vector_add_1M": 0.05, "shared_reduction_1M": 0.4}
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from machine import machine  # noqa: E402
 
 from offloader.device.emulated import ORDERS, EmulatedDevice, ExecutionOrder  # noqa: E402
 
@@ -61,13 +62,6 @@ extern "C" __global__ void block_sum(const float *x, float *partial, int n)
 }
 """
 N = 1 << 20
-
-
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.lower().startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
 
 
 def compile_times() -> dict[str, float]:
@@ -124,10 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         "orders": per_order,
         "targets_s": TARGETS_S,
         "meets_targets": all(forward[f"{k}_s"] < v for k, v in TARGETS_S.items()),
-        "cpu": cpu_model(),
-        "cpus": os.cpu_count(),
-        "python": platform.python_version(),
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        **machine(),
     }
     args.out_dir.mkdir(parents=True, exist_ok=True)
     out = args.out_dir / "emulator.json"

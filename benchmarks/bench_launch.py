@@ -9,17 +9,17 @@ results/bench/launch.json. Times are measured on this CPU; the kernel itself is 
 
 from __future__ import annotations
 
-import datetime
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 
+from machine import machine  # noqa: E402
 from offloader.buildopts import BuildOptions  # noqa: E402
 from offloader.runtime.run import RunOptions, run_program  # noqa: E402
 
@@ -65,8 +65,7 @@ def main() -> None:
         "bookkeeping_seconds_per_call": round(per_call - device, 7),
         "note": "kernel and copy times are the emulator's (emulated); the full launch on a GPU is "
                 "measured by scripts/gpu-check.sh when a GPU host is available",
-        "cpu": _cpu(), "python": platform.python_version(),
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        **machine(),
     }
     out = os.path.join(ROOT, "results", "bench", "launch.json")
     os.makedirs(os.path.dirname(out), exist_ok=True)
@@ -74,14 +73,6 @@ def main() -> None:
         json.dump(record, handle, indent=2)
     print(f"bench_launch: {per_call * 1e6:.1f} us per region call on the emulated device, of which "
           f"{(per_call - device) * 1e6:.1f} us runtime bookkeeping -> {out}")
-
-
-def _cpu() -> str:
-    try:
-        with open("/proc/cpuinfo") as handle:
-            return next(line.split(":", 1)[1].strip() for line in handle if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor()
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ of the board in another series, found on the host by framebuffer.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from fractions import Fraction
