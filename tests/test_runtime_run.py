@@ -172,3 +172,24 @@ def test_a_harness_in_a_second_file_with_typedefs_structs_and_overlap():
     assert by_line[("harness_kernels.c", 10)]["device_runs"] == 3           # struct array, 3 steps
     overlapping = by_line[("harness_kernels.c", 21)]
     assert overlapping["calls"] == 2 and overlapping["cpu_fallbacks"] == 1
+
+
+def test_file_scope_arrays_passed_to_a_helper_run_on_the_device(tmp_path):
+    src = tmp_path / "globals.c"
+    src.write_text(textwrap.dedent("""
+        #include <stdio.h>
+        #define N 1000
+        static double src[N], dst[N];
+        static void scale(int n, const double *a, double *b) { for (int i = 0; i < n; i++) b[i] = 3.0 * a[i]; }
+        int main(void) {
+          for (int i = 0; i < N; i++) src[i] = i % 9;
+          scale(N, src, dst);
+          double s = 0;
+          for (int i = 0; i < N; i++) s += dst[i];
+          printf("%.3f\\n", s);
+          return 0;
+        }"""))
+    report = run(src)
+    helper = next(r for r in report["regions"] if r["line"] == 5)
+    assert report["verified"], report["failures"]
+    assert helper["device_runs"] == 1 and helper["cpu_fallbacks"] == 0

@@ -78,7 +78,24 @@ def instrument(unit: TranslationUnit, regions: list[tuple[Region, tuple[Slot, ..
         position = end
         wrapped[region_id] = slots
     pieces.append(source.text[position:])
+    registration = _register_file_arrays(unit)
+    if registration:          # after the last newline: the file keeps its number of lines
+        pieces.append(registration if source.text.endswith("\n") else "\n" + registration)
     return Instrumented("".join(pieces), wrapped, skipped)
+
+
+def _register_file_arrays(unit: TranslationUnit) -> str:
+    """A constructor, appended after the last line (so no line moves), that enters the file's
+    own file-scope arrays in the allocation table: a region in a helper function that gets a
+    pointer to one can then find its extent."""
+    names = [node.name for node in unit.ast.ext
+             if isinstance(node, c_ast.Decl) and node.name and node.coord and node.coord.file == unit.source.path
+             and isinstance(node.type, c_ast.ArrayDecl) and node.type.dim is not None
+             and "extern" not in (node.storage or [])]
+    if not names:
+        return ""
+    calls = " ".join(f"__offload_alloc_register((void *){n}, (long long)sizeof({n}));" for n in names)
+    return f"__attribute__((constructor)) static void __offload_register_file_arrays(void) {{ {calls} }}"
 
 
 def _pragma_operator(directive: str) -> str:

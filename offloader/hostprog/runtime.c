@@ -248,6 +248,12 @@ static int refresh_sorted(void)
     return 1;
 }
 
+void __offload_alloc_register(void *base, long long size)
+{
+    if (size > 0)
+        track(base, (size_t)size);
+}
+
 int __offload_alloc_lookup(const void *p, void **base, long long *size)
 {
     uintptr_t at = (uintptr_t)p;

@@ -20,6 +20,8 @@ void __offload_set_exit_hook(void (*hook)(void));
 /* Called before a watched allocation is freed or reallocated (see __offload_alloc_watch). */
 void __offload_set_free_hook(__offload_free_hook_fn hook);
 
+/* Track a block that is not on the heap (a file-scope array), so pointers to it resolve. */
+void __offload_alloc_register(void *base, long long size);
 /* The live tracked allocation containing p: 1 and its base and size, or 0. */
 int __offload_alloc_lookup(const void *p, void **base, long long *size);
 /* Watch (on != 0) or stop watching the allocation starting at base; 0 if there is none. */
