@@ -36,7 +36,8 @@ def test_every_sample_region_compiles_with_nvcc_for_sm75_and_sm90(sample, tmp_pa
     if not regions:
         pytest.skip(f"{sample.name} has no region")
     source = tmp_path / "module.cu"
-    source.write_text(generate_module(regions, {}, kernel_preamble(top_level_types(result))))
+    preamble = kernel_preamble(top_level_types(result))
+    source.write_text(generate_module([generate_kernel(r, Variant(), preamble) for r in regions], preamble))
     done = subprocess.run(["nvcc", "--fatbin", "-gencode", "arch=compute_75,code=sm_75",
                            "-gencode", "arch=compute_90,code=sm_90", "-o", str(tmp_path / "m.fatbin"),
                            str(source)], capture_output=True, text=True, timeout=300)

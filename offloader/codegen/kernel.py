@@ -103,10 +103,9 @@ def generate_kernel(region: Region, variant: Variant, preamble: str) -> KernelSo
     return KernelSource(region, variant, region.name, final_name, text, body, kernel_arguments(region, variant))
 
 
-def generate_module(regions: list[Region], variants: dict[int, Variant], preamble: str) -> str:
+def generate_module(kernels: list[KernelSource], preamble: str) -> str:
     """One CUDA source with the kernels of several regions (helpers emitted once)."""
-    helpers = {id(f): f for r in regions for f in r.helpers}
-    kernels = [generate_kernel(r, variants.get(r.id, Variant()), preamble) for r in regions]
+    helpers = {id(f): f for k in kernels for f in k.region.helpers}
     return "\n".join([preamble, _helpers_text(tuple(helpers.values()))] + [k.body for k in kernels])
 
 

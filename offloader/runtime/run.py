@@ -77,16 +77,17 @@ def _run_program(options: BuildOptions, run: RunOptions, workdir: str) -> dict:
         notes.append({"loop": str(next(r for r in regions if r.id == rid).top.loop.location), "reason": why})
     wrapped = [r for r in regions if r.id in build.regions]
     kind, why = choose_kind(run.device)
+    module = generate_module([kernels[r.id] for r in wrapped], preamble)
     kernels_path = os.path.join(workdir, "kernels.cu")
     with open(kernels_path, "w") as handle:
-        handle.write(generate_module(wrapped, {}, preamble))
+        handle.write(module)
     plans_path = os.path.join(workdir, "plans.json")
     with open(plans_path, "w") as handle:
         json.dump({str(r.id): plan_for(kernels[r.id]).to_json() for r in wrapped}, handle)
 
     if kind == "emu":          # compile here, outside the program's memory limit (cached by content)
         try:
-            open_device("emu").compile(open(kernels_path).read())
+            open_device("emu").compile(module)
         except CompileError as exc:
             notes.append({"loop": "all regions", "reason": f"the kernels do not compile: {exc}"})
     say("running the CPU original twice")
