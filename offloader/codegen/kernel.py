@@ -24,6 +24,7 @@ from .regions import Param, Region, element_text
 
 AXES = "xyz"
 SHARED_SLOTS = 1024                  # the most threads a block may have
+DEFAULT_BLOCK = {1: (256, 1, 1), 2: (32, 8, 1), 3: (32, 4, 2)}   # x along the contiguous loop
 FLOAT_TYPES = {"float", "double"}
 
 
@@ -31,12 +32,15 @@ FLOAT_TYPES = {"float", "double"}
 class Variant:
     """How a region's kernel is launched: block shape, loop-to-axis map, reduction scheme."""
 
-    block: tuple[int, int, int] = (256, 1, 1)
-    axes: Optional[tuple[int, ...]] = None     # axes[k]: grid axis of mapped loop k (0=x)
-    reduction: str = "tree"                    # "tree" (deterministic) or "atomic" (+ only)
+    block: Optional[tuple[int, int, int]] = None   # None: DEFAULT_BLOCK for the nest's depth
+    axes: Optional[tuple[int, ...]] = None         # axes[k]: grid axis of mapped loop k (0=x)
+    reduction: str = "tree"                        # "tree" (deterministic) or "atomic" (+ only)
 
     def axes_for(self, depth: int) -> tuple[int, ...]:
         return self.axes if self.axes is not None else tuple(range(depth - 1, -1, -1))
+
+    def block_for(self, depth: int) -> tuple[int, int, int]:
+        return self.block if self.block is not None else DEFAULT_BLOCK[depth]
 
 
 @dataclass(frozen=True)
@@ -74,7 +78,8 @@ def generate_kernel(region: Region, variant: Variant, preamble: str) -> KernelSo
         raise KernelError(f"unknown reduction variant {variant.reduction!r}")
     if len(region.reductions) > 4:
         raise KernelError("more than 4 reductions in one kernel would not fit in shared memory")
-    threads = variant.block[0] * variant.block[1] * variant.block[2]
+    block = variant.block_for(depth)
+    threads = block[0] * block[1] * block[2]
     if not 0 < threads <= SHARED_SLOTS:
         raise KernelError(f"a block of {threads} threads is outside 1..{SHARED_SLOTS}")
 

@@ -10,8 +10,7 @@ from typing import Optional
 from ..analysis.poly import Poly, to_poly
 from ..codegen.kernel import KernelSource
 
-DEFAULT_GRID = {1: (128, 1, 1), 2: (16, 16, 1), 3: (8, 8, 4)}
-DEFAULT_BLOCK = {1: (256, 1, 1), 2: (32, 8, 1), 3: (32, 4, 2)}
+DEFAULT_GRID = {1: (128, 1, 1), 2: (16, 16, 1), 3: (8, 8, 4)}     # the kernels stride over any grid
 
 
 @dataclass(frozen=True)
@@ -58,9 +57,9 @@ def plan_for(kernel: KernelSource) -> KernelPlan:
         symbols = lambda name: Poly.symbol(name)  # noqa: E731 - every name stands for its value
         start, end = to_poly(header.start, symbols), to_poly(header.end, symbols)
         loops.append(LoopBounds(header.var, _terms(start), _terms(end), header.step, header.inclusive))
-    block = kernel.variant.block if kernel.variant.block != (256, 1, 1) else DEFAULT_BLOCK[depth]
     return KernelPlan(region.id, kernel.name, kernel.final_name, kernel.arguments, DEFAULT_GRID[depth],
-                      tuple(block), tuple(sorted(region.top.writes)), tuple(sorted(region.top.no_alias)),
+                      tuple(kernel.variant.block_for(depth)), tuple(sorted(region.top.writes)),
+                      tuple(sorted(region.top.no_alias)),
                       tuple(loops))
 
 
