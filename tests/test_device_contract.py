@@ -176,3 +176,19 @@ def test_unknown_kernel(device, module):
 def test_device_names_what_its_times_are(device):
     assert (device.kind, device.timing_label) in {("cuda", "measured"), ("emulated", "emulated")}
     assert device.name
+
+
+def test_a_view_into_a_buffer_is_a_pointer_into_its_middle():
+    from offloader.device import open_device
+
+    device = open_device("emu")
+    module = device.compile('extern "C" __global__ void fill(float *p, int n) '
+                            '{ int i = threadIdx.x; if (i < n) p[i] = 7.0f; }')
+    buf = device.alloc(16 * 4)
+    device.copy_to_device(buf, np.zeros(16, dtype=np.float32))
+    device.launch(module, "fill", (1, 1, 1), (4, 1, 1), [buf.at(8 * 4), np.int32(4)])
+    out = np.empty(16, dtype=np.float32)
+    device.copy_to_host(buf, out)
+    assert out.tolist() == [0.0] * 8 + [7.0] * 4 + [0.0] * 4
+    with pytest.raises(ValueError):
+        buf.at(17 * 4)

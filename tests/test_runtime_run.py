@@ -193,3 +193,26 @@ def test_file_scope_arrays_passed_to_a_helper_run_on_the_device(tmp_path):
     helper = next(r for r in report["regions"] if r["line"] == 5)
     assert report["verified"], report["failures"]
     assert helper["device_runs"] == 1 and helper["cpu_fallbacks"] == 0
+
+
+def test_a_pointer_into_the_middle_of_an_allocation_runs_on_the_device(tmp_path):
+    src = tmp_path / "middle.c"
+    src.write_text(textwrap.dedent("""
+        #include <stdio.h>
+        #include <stdlib.h>
+        static void halve(int n, double *p) { for (int i = 0; i < n; i++) p[i] *= 0.5; }
+        int main(void) {
+          int n = 1000;
+          double *a = malloc(sizeof(double) * n);
+          for (int i = 0; i < n; i++) a[i] = i;
+          halve(n / 2, a + n / 2);       /* only the upper half */
+          double s = 0;
+          for (int i = 0; i < n; i++) s += a[i] * (i + 1);
+          printf("%.6f\\n", s);
+          free(a);
+          return 0;
+        }"""))
+    report = run(src, order="reverse")
+    halve = next(r for r in report["regions"] if r["line"] == 4)
+    assert report["verified"], report["failures"]
+    assert halve["device_runs"] == 1 and halve["cpu_fallbacks"] == 0

@@ -22,12 +22,20 @@ GARBAGE_WORD = 0x7FF4DEAD  # a NaN as float and (twice) as double; 2146754221 as
 
 
 class DeviceBuffer:
-    """`nbytes` of memory on `owner`; `handle` is the device's own and None once freed."""
+    """`nbytes` of memory on `owner`; `handle` is the device's own and None once freed.
+    A view (`at`) shares its buffer's memory from `offset` bytes on: a kernel argument that
+    points into the middle of an allocation, as a C pointer can."""
 
-    __slots__ = ("nbytes", "owner", "handle")
+    __slots__ = ("nbytes", "owner", "handle", "offset")
 
-    def __init__(self, nbytes: int, owner: "Device", handle: Any):
-        self.nbytes, self.owner, self.handle = nbytes, owner, handle
+    def __init__(self, nbytes: int, owner: "Device", handle: Any, offset: int = 0):
+        self.nbytes, self.owner, self.handle, self.offset = nbytes, owner, handle, offset
+
+    def at(self, offset: int) -> "DeviceBuffer":
+        """A view from `offset` bytes into this buffer (for launches, not for copies or free)."""
+        if not 0 <= offset <= self.nbytes:
+            raise ValueError(f"offset {offset} is outside a buffer of {self.nbytes} bytes")
+        return DeviceBuffer(self.nbytes - offset, self.owner, self.handle, self.offset + offset)
 
 
 @dataclass(frozen=True, eq=False)

@@ -143,7 +143,7 @@ class EmulatedDevice(Device):
 def _arg_cell(arg) -> np.ndarray:
     """Memory holding one argument as the wrapper reads it: a buffer's address, or the scalar."""
     if isinstance(arg, DeviceBuffer):
-        return np.array([arg.handle.ctypes.data + GUARD], dtype=np.uintp)
+        return np.array([arg.handle.ctypes.data + GUARD + arg.offset], dtype=np.uintp)
     return np.array([arg], dtype=arg.dtype)
 
 
@@ -158,11 +158,12 @@ def _describe(kernel: str, error: int, config: _LaunchConfig) -> str:
 
 def _check_guards(kernel: str, buf: DeviceBuffer) -> None:
     """A write just outside a buffer (an off-by-one, a dropped bounds check) is an error."""
-    mem = buf.handle
-    before, after = mem[:GUARD] != GUARD_BYTE, mem[GUARD + buf.nbytes:] != GUARD_BYTE
+    mem = buf.handle                        # the whole allocation, also for a view into it
+    size = len(mem) - 2 * GUARD
+    before, after = mem[:GUARD] != GUARD_BYTE, mem[GUARD + size:] != GUARD_BYTE
     if before.any() or after.any():
         where = (f"{GUARD - int(np.argmax(before))} bytes before its start" if before.any()
                  else f"{GUARD - int(np.argmax(after[::-1]))} bytes past its end")
-        mem[:GUARD] = mem[GUARD + buf.nbytes:] = GUARD_BYTE
+        mem[:GUARD] = mem[GUARD + size:] = GUARD_BYTE
         raise LaunchError(LaunchFailure.ILLEGAL_ADDRESS,
-                          f"{kernel} wrote outside a {buf.nbytes}-byte buffer, up to {where}")
+                          f"{kernel} wrote outside a {size}-byte buffer, up to {where}")

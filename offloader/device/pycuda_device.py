@@ -120,7 +120,7 @@ class CudaDevice(Device):
         start, end = cuda.Event(), cuda.Event()
         start.record()
         try:
-            function(*(a.handle if isinstance(a, DeviceBuffer) else a for a in args),
+            function(*(_pointer(a) if isinstance(a, DeviceBuffer) else a for a in args),
                      grid=g, block=b, shared=shared_bytes)
         except cuda.LaunchError as e:
             raise LaunchError(LaunchFailure.OUT_OF_RESOURCES, f"{kernel}: {e}") from None
@@ -140,3 +140,8 @@ class CudaDevice(Device):
         name = ctypes.c_char_p()
         self._driver.cuGetErrorName(result, ctypes.byref(name))
         return (name.value or b"CUDA error").decode() + f" ({result})"
+
+
+def _pointer(buf: DeviceBuffer):
+    """The device address a kernel gets for a buffer or a view into one."""
+    return buf.handle if not buf.offset else np.uintp(int(buf.handle) + buf.offset)

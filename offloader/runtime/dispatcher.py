@@ -117,8 +117,6 @@ class DeviceDispatcher:
                 base, size = ctypes.c_void_p(), ctypes.c_longlong()
                 if not pointer or not self.lookup(pointer, ctypes.byref(base), ctypes.byref(size)):
                     raise CpuFallback(f"`{slot.name}` does not point into a tracked allocation")
-                if base.value != pointer:
-                    raise CpuFallback(f"`{slot.name}` points inside an allocation, not at its start")
                 extents[slot.name] = Extent(slot, pointer, base.value, size.value)
         return extents, scalars
 
@@ -142,7 +140,8 @@ class DeviceDispatcher:
         for name, extent in extents.items():
             if extent.slot.kind == "pointer" and extent.base not in self.present.buffers:
                 self.watch(extent.base, 1)             # so free() drops the device copy
-            buffers[name], copied = self.present.to_device(extent.base, self._host_view(extent))
+            buffer, copied = self.present.to_device(extent.base, self._host_view(extent))
+            buffers[name] = buffer.at(extent.address - extent.base) if extent.address != extent.base else buffer
             stats.h2d_bytes += copied
         stats.transfer_seconds += time.perf_counter() - started
         signature = self.module.kernels[plan.kernel]
