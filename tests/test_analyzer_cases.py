@@ -335,3 +335,13 @@ def test_a_goto_into_the_loop_blocks_it(tmp_path):
         }""")
     assert found[6]["verdict"] == "not-offloadable"
     assert "label" in found[6]["reasons"][0]
+
+
+def test_complex_numbers_and_kr_definitions_parse(tmp_path):
+    found = verdicts(tmp_path, """
+        #include <complex.h>
+        double complex z[16];
+        int kr(a, b) int a; double *b; { int i; for (i = 0; i < a; i++) b[i] = i; return 0; }
+        void f(void) { for (int i = 0; i < 16; i++) z[i] = i + I * i; }
+        """)
+    assert found[4]["verdict"] == "parallel" and found[5]["verdict"] == "parallel"

@@ -46,7 +46,12 @@ def preprocess(path: str, flags: list[str]) -> str:
             raise UserError(match["what"].strip(), location)
         first = done.stderr.strip().splitlines()[:1] or ["the preprocessor failed"]
         raise UserError(first[0], file=path)
-    return strip_inline_assembly(done.stdout)
+    return _IMAGINARY.sub(r"\1", strip_inline_assembly(done.stdout))
+
+
+# GNU imaginary constants (`1.0iF`, from complex.h's I): pycparser has no such literal; the
+# analysis only needs a number there.
+_IMAGINARY = re.compile(r"\b(\d+\.?\d*(?:[eE][-+]?\d+)?)[iIjJ][fFlL]?\b")
 
 
 _ASM = re.compile(r"\b(?:__asm__|__asm|asm)\b(?:\s+(?:volatile|__volatile__|goto|inline))*\s*\(")
