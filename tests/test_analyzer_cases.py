@@ -345,3 +345,35 @@ def test_complex_numbers_and_kr_definitions_parse(tmp_path):
         void f(void) { for (int i = 0; i < 16; i++) z[i] = i + I * i; }
         """)
     assert found[4]["verdict"] == "parallel" and found[5]["verdict"] == "parallel"
+
+
+def test_a_loop_variable_whose_address_is_taken_is_not_offloaded(tmp_path):
+    loop = verdicts(tmp_path, """
+        double a[16];
+        void f(void) { int i; int *pi = &i; for (i = 0; i < 16; i++) { a[i] = 1; if (a[0] > 5) *pi = 20; } }
+        """)[3]
+    assert loop["verdict"] == "not-offloadable" and "address of the loop variable" in loop["reasons"][0]
+
+
+def test_a_bound_that_may_change_through_a_pointer_blocks_the_loop(tmp_path):
+    found = verdicts(tmp_path, """
+        #include <stdio.h>
+        double a[64];
+        void f(void) {
+          int n; int *pn = &n;
+          if (scanf("%d", &n) != 1) return;
+          for (int i = 0; i < n; i++) a[i] = i;          /* fine: nothing writes through pn here */
+          for (int i = 0; i < n; i++) { a[i] = i; *pn = 3; }
+        }""")
+    assert found[7]["verdict"] == "parallel"
+    assert found[8]["verdict"] == "not-offloadable"
+
+
+def test_a_scalar_written_through_a_pointer_inside_the_loop(tmp_path):
+    loop = verdicts(tmp_path, """
+        double a[64];
+        void f(void) {
+          double x = 1; double *px = &x;
+          for (int i = 0; i < 64; i++) { a[i] = x; *px = a[i] + 1; }
+        }""")[5]
+    assert loop["verdict"] == "sequential" and "may point to it" in " ".join(loop["reasons"])

@@ -80,6 +80,7 @@ class FunctionAnalysis:
         reasons = list(scalars.carried)
         written = {e.name for e in events if isinstance(e, ScalarAccess) and e.write}
         reasons += self._calls_reading_written_scalars(events, written)
+        reasons += self._scalars_written_through_pointers(events)
         reasons += self._memory(loop, events, written, result)
         if reasons:
             result.verdict, result.reasons = "sequential", reasons
@@ -110,6 +111,14 @@ class FunctionAnalysis:
         variable = self.model.variables.get(header.var)
         if variable is not None and variable.ctype.kind != "scalar":
             reasons.append(f"the loop variable `{header.var}` is not an integer")
+        if header.var in self.address_taken:
+            reasons.append(f"the address of the loop variable `{header.var}` is taken, so it may change "
+                           "through a pointer")
+        exposed_bounds = sorted((_names_in(header.end) | _names_in(header.start)) & self.address_taken)
+        if exposed_bounds and any(isinstance(e, MemoryAccess) and e.write and
+                                  (e.base is None or "unknown" in self.points.origins(e.base)) for e in events):
+            reasons.append(f"the loop bound uses `{exposed_bounds[0]}`, whose address is taken, and the loop "
+                           "writes through a pointer that may point to it")
         bound_names = _names_in(header.end) | _names_in(header.start)
         for event in events:
             if isinstance(event, ScalarAccess) and event.write:
@@ -207,6 +216,18 @@ class FunctionAnalysis:
         index = first if merged is None else c_ast.BinaryOp("+", merged, first)
         components = tuple(prefix[:-1]) + (Component(index=index),) + access.components[1:]
         return replace(access, base=base, components=components)
+
+    def _scalars_written_through_pointers(self, events) -> list[str]:
+        """A scalar whose address is taken may be written through a pointer the analysis
+        cannot follow; if the loop writes through such a pointer, reads of it are not safe."""
+        blind = [e for e in events if isinstance(e, MemoryAccess) and e.write
+                 and (e.base is None or "unknown" in self.points.origins(e.base))]
+        if not blind:
+            return []
+        read = sorted({e.name for e in events if isinstance(e, ScalarAccess) and e.read
+                       and e.name in self.address_taken})
+        return [f"scalar `{name}` has its address taken and the loop writes through `{blind[0].text}` "
+                f"({blind[0].location}), which may point to it" for name in read]
 
     def _calls_reading_written_scalars(self, events, written: set[str]) -> list[str]:
         """A helper that reads a global scalar the loop writes sees other iterations' values."""
