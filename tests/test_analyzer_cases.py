@@ -377,3 +377,12 @@ def test_a_scalar_written_through_a_pointer_inside_the_loop(tmp_path):
           for (int i = 0; i < 64; i++) { a[i] = x; *px = a[i] + 1; }
         }""")[5]
     assert loop["verdict"] == "sequential" and "may point to it" in " ".join(loop["reasons"])
+
+
+def test_a_global_scalar_read_while_writing_through_a_parameter_is_in_the_no_alias_check(tmp_path):
+    loop = verdicts(tmp_path, """
+        double scale;
+        void f(int n, double *y) { for (int i = 0; i < n; i++) y[i] = scale * i; }
+        """)[3]
+    assert loop["verdict"] == "parallel"
+    assert loop["conditions"] == [{"kind": "no-alias", "vars": ["scale", "y"]}]

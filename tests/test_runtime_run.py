@@ -216,3 +216,22 @@ def test_a_pointer_into_the_middle_of_an_allocation_runs_on_the_device(tmp_path)
     halve = next(r for r in report["regions"] if r["line"] == 4)
     assert report["verified"], report["failures"]
     assert halve["device_runs"] == 1 and halve["cpu_fallbacks"] == 0
+
+
+def test_a_pointer_to_a_global_scalar_the_loop_reads_falls_back(tmp_path):
+    src = tmp_path / "scalar_alias.c"
+    src.write_text(textwrap.dedent("""
+        #include <stdio.h>
+        double scale = 2.0;
+        double buf[100];
+        static void fill(int n, double *y) { for (int i = 0; i < n; i++) y[i] = scale + i; }
+        int main(void) {
+          fill(100, buf);          /* on the device */
+          fill(1, &scale);         /* writes the scalar it reads: the CPU loop */
+          printf("%.3f %.3f\\n", buf[99], scale);
+          return 0;
+        }"""))
+    report = run(src)
+    fill = next(r for r in report["regions"] if r["line"] == 5)
+    assert report["verified"], report["failures"]
+    assert fill["device_runs"] == 1 and fill["cpu_fallbacks"] == 1       # &scale: never on the device

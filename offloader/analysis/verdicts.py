@@ -191,7 +191,20 @@ class FunctionAnalysis:
         for x, y in itertools.combinations(sorted(by_base), 2):
             if (x in written_bases or y in written_bases) and self.points.may_alias(x, y):
                 result.no_alias.update((x, y))
+        result.no_alias |= self._global_scalars_under_pointer_writes(events, written_bases)
         return reasons
+
+    def _global_scalars_under_pointer_writes(self, events, written_bases) -> set[str]:
+        """A global scalar the loop reads could be what a written pointer points to (a caller
+        may pass its address): both join the no-alias condition, which the runtime checks."""
+        external = {b for b in written_bases if b is not None and any(
+            o.startswith(("param:", "global:")) for o in self.points.origins(b))}
+        if not external:
+            return set()
+        scalars = {e.name for e in events if isinstance(e, ScalarAccess) and e.read
+                   and (v := self.model.variables.get(e.name)) is not None
+                   and v.storage in ("global", "static") and not v.ctype.is_memory}
+        return scalars | external if scalars else set()
 
     def _iteration_local(self, loop: Loop, access: MemoryAccess) -> bool:
         """Arrays and structs declared inside the loop body are fresh in every iteration."""

@@ -62,6 +62,7 @@ class DeviceDispatcher:
         self.watch = getattr(library, "__offload_alloc_watch")
         self.watch.argtypes = [ctypes.c_void_p, ctypes.c_int]
         self.scalar_types: dict[str, np.dtype] = {}
+        self.scalar_places: dict[str, tuple[int, int]] = {}    # address and size, for no-alias checks
 
     # ---- the callback ------------------------------------------------------------------
     def __call__(self, region_id: int, addrs, sizes) -> int:
@@ -108,6 +109,7 @@ class DeviceDispatcher:
             if slot.kind == "scalar":
                 scalars[slot.name] = _read_scalar(address, slot, sizes[slot.index])
                 self.scalar_types[slot.name] = scalar_dtype(slot, sizes[slot.index])
+                self.scalar_places[slot.name] = (address, sizes[slot.index])
             elif slot.kind == "array":
                 if sizes[slot.index] <= 0:
                     raise CpuFallback(f"the size of array `{slot.name}` is not known")
@@ -121,11 +123,14 @@ class DeviceDispatcher:
         return extents, scalars
 
     def _check_overlap(self, plan: KernelPlan, extents: dict[str, Extent], stats: RegionStats) -> None:
-        names = [n for n in plan.no_alias if n in extents]
+        places = {n: (extents[n].base, extents[n].size) for n in plan.no_alias if n in extents}
+        places.update({n: self.scalar_places[n] for n in plan.no_alias
+                       if n not in extents and n in self.scalar_places})
+        names = sorted(places)
         for i, a in enumerate(names):
             for b in names[i + 1:]:
-                x, y = extents[a], extents[b]
-                if x.base < y.base + y.size and y.base < x.base + x.size:
+                (x, xs), (y, ys) = places[a], places[b]
+                if x < y + ys and y < x + xs:
                     stats.alias_fallbacks += 1
                     raise CpuFallback(f"`{a}` and `{b}` overlap in memory")
 
