@@ -143,17 +143,22 @@ def create_command(plan, from_sizing, size, gpu, catalog, series, image, kernel,
         click.echo(f"offload: warning: GPU {result['gpu']}", err=True)
 
 
+def _state_dir(option: str | None) -> Path:
+    from .journal import default_state_dir
+
+    return Path(option) if option else default_state_dir()
+
+
 @deploy_group.command("list")
 @_common
 @user_errors
 def list_command(uri, state_dir, as_json):
     """Deployments offload made: journaled, or tagged in libvirt."""
     from .connection import open_connection
-    from .journal import default_state_dir
     from .manage import list_deployments
 
     with open_connection(uri) as conn:
-        rows = list_deployments(Path(state_dir) if state_dir else default_state_dir(), conn)
+        rows = list_deployments(_state_dir(state_dir), conn)
     if as_json:
         click.echo(json.dumps({"schema": 1, "deployments": rows}, indent=2))
         return
@@ -170,11 +175,10 @@ def list_command(uri, state_dir, as_json):
 def destroy_command(name, uri, state_dir, as_json):
     """Stop and undefine a deployment's VM, remove its vGPU and files."""
     from .connection import open_connection
-    from .journal import default_state_dir
     from .manage import destroy
 
     with open_connection(uri) as conn:
-        removed = destroy(name, Path(state_dir) if state_dir else default_state_dir(), conn)
+        removed = destroy(name, _state_dir(state_dir), conn)
     _report_removed(removed, as_json)
 
 
@@ -184,11 +188,10 @@ def destroy_command(name, uri, state_dir, as_json):
 def gc_command(uri, state_dir, as_json):
     """Remove the domains, vGPUs and files that killed commands left behind."""
     from .connection import open_connection
-    from .journal import default_state_dir
     from .manage import gc
 
     with open_connection(uri) as conn:
-        removed = gc(Path(state_dir) if state_dir else default_state_dir(), conn)
+        removed = gc(_state_dir(state_dir), conn)
     _report_removed(removed, as_json)
 
 

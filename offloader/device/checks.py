@@ -24,6 +24,14 @@ def dims3(kernel: str, what: str, value: Sequence[int]) -> tuple[int, int, int]:
     return dims + (1,) * (3 - len(dims))
 
 
+def kernel_signature(module, owner, kernel: str) -> KernelSignature:
+    """The signature of `kernel` in a module that `owner` compiled; UNKNOWN_KERNEL otherwise."""
+    sig = module.kernels.get(kernel)
+    if module.owner is not owner or sig is None:
+        raise LaunchError(LaunchFailure.UNKNOWN_KERNEL, f"no kernel {kernel} in this device's module")
+    return sig
+
+
 def check_geometry(kernel: str, grid: Sequence[int], block: Sequence[int]):
     """(grid, block) as 3-tuples, within CUDA's limits for every GPU since sm_30."""
     g, b = dims3(kernel, "grid", grid), dims3(kernel, "block", block)

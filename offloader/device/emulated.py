@@ -29,7 +29,7 @@ import numpy as np
 
 from . import emu_compiler
 from .base import GARBAGE_WORD, Device, DeviceBuffer, Module
-from .checks import check_args, check_copy, check_geometry, host_bytes
+from .checks import check_args, check_copy, check_geometry, host_bytes, kernel_signature
 from .errors import LaunchError, LaunchFailure
 
 ORDERS = ("forward", "reverse", "shuffle")
@@ -109,9 +109,7 @@ class EmulatedDevice(Device):
 
     def launch(self, module: Module, kernel: str, grid: Sequence[int], block: Sequence[int],
                args: Sequence, shared_bytes: int = 0) -> float:
-        sig = module.kernels.get(kernel)
-        if module.owner is not self or sig is None:
-            raise LaunchError(LaunchFailure.UNKNOWN_KERNEL, f"no kernel {kernel} in this device's module")
+        sig = kernel_signature(module, self, kernel)
         g, b = check_geometry(kernel, grid, block)
         if shared_bytes:
             raise LaunchError(LaunchFailure.BAD_CONFIGURATION,

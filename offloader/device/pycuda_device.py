@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from .base import GARBAGE_WORD, Device, DeviceBuffer, Module
-from .checks import check_args, check_copy, check_geometry, host_bytes
+from .checks import check_args, check_copy, check_geometry, host_bytes, kernel_signature
 from .errors import CompileError, CompileFailure, LaunchError, LaunchFailure
 from .signature import parse_kernels
 
@@ -103,9 +103,7 @@ class CudaDevice(Device):
 
     def launch(self, module: Module, kernel: str, grid: Sequence[int], block: Sequence[int],
                args: Sequence, shared_bytes: int = 0) -> float:
-        sig = module.kernels.get(kernel)
-        if module.owner is not self or sig is None:
-            raise LaunchError(LaunchFailure.UNKNOWN_KERNEL, f"no kernel {kernel} in this device's module")
+        sig = kernel_signature(module, self, kernel)
         g, b = check_geometry(kernel, grid, block)
         function = module.handle[kernel]
         if not 0 <= shared_bytes <= self._max_shared:
