@@ -26,6 +26,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_analyze.py
 	$(PY) benchmarks/bench_emulator.py
 	$(PY) benchmarks/bench_launch.py
+	$(PY) benchmarks/bench_transfers.py
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .hypothesis

@@ -148,4 +148,13 @@ EXPECTED = {
                why="calls saxpy(), which writes through its pointer argument y."),
         Expect(48, "i", PAR, reductions=(("sum", "+"),), why="checksum: sum += is a + reduction."),
     ],
+    "swap_stencil.c": [
+        Expect(23, "k", NOFF, reason_words=("rand",), why="rand() changes hidden state at every call."),
+        Expect(27, "t", SEQ, reason_words=("a", "b"),
+               why="each step reads the grid the previous one wrote, through the swapped pointers."),
+        Expect(28, "i", PAR, conditions=(("a", "b"),),
+               why="writes row i of b, reads rows i-1..i+1 of a: separate unless a and b overlap."),
+        Expect(29, "j", PAR, conditions=(("a", "b"),), why="writes b[i][j] only, reads a."),
+        Expect(36, "k", SEQ, reason_words=("s",), why="s = 0.999*s + a[k] is not a reduction the runtime combines."),
+    ],
 }

@@ -30,8 +30,9 @@ CALLS = {
     "printf_loop.c": {16: 1, 26: 1, 32: 4},
     "reductions.c": {18: 1, 24: 1, 30: 1, 34: 1, 38: 1, 45: 1, 49: 1},
     "saxpy.c": {16: 3, 23: 1, 37: 1, 48: 1},
+    "swap_stencil.c": {28: 40},
 }
-FREED = {"jacobi3d.c": 2, "linearised.c": 2, "saxpy.c": 2}     # malloc'ed arrays regions use
+FREED = {"jacobi3d.c": 2, "linearised.c": 2, "saxpy.c": 2, "swap_stencil.c": 2}     # malloc'ed arrays regions use
 
 
 def build(tmp_path, sources, **options):

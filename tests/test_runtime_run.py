@@ -28,7 +28,7 @@ def test_every_sample_verifies_with_all_regions_on_the_emulator(sample, order):
     assert report["verified"], report["failures"]
     assert report["timing"] == "emulated"
     assert report["regions"] and all(r["device_runs"] == r["calls"] for r in report["regions"])
-    assert sum(r["h2d_bytes"] for r in report["regions"]) > 0
+    assert sum(r["h2d_bytes"] + r["d2h_bytes"] for r in report["regions"]) > 0
 
 
 def test_a_wrong_kernel_is_caught_by_region_verification(tmp_path):

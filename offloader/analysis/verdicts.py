@@ -12,6 +12,7 @@ from pycparser import c_ast
 from ..frontend.walk import walk
 from .dependence import Conflict, DependenceTester, loop_symbol
 from .effects import Summaries
+from .footprint import AccessFootprint, LoopDomain, footprints
 from .header import Header, parse_header
 from .model import Call, Component, FunctionModel, Loop, MemoryAccess, ScalarAccess, Transfer
 from .pointers import PointsTo
@@ -34,6 +35,8 @@ class LoopVerdict:
     reads: set[str] = field(default_factory=set)      # arrays and pointers read in the loop
     writes: set[str] = field(default_factory=set)     # ... and written (for transfer planning)
     hints: list[str] = field(default_factory=list)
+    footprint: tuple[AccessFootprint, ...] = ()     # what each access touches (footprint.py)
+    domains: dict[int, LoopDomain] = field(default_factory=dict)   # loops at and inside this one
 
 
 class FunctionAnalysis:
@@ -192,6 +195,9 @@ class FunctionAnalysis:
             if (x in written_bases or y in written_bases) and self.points.may_alias(x, y):
                 result.no_alias.update((x, y))
         result.no_alias |= self._global_scalars_under_pointer_writes(events, written_bases)
+        if not reasons:
+            result.footprint, result.domains = footprints(self.model, loop, events, accesses, self.headers,
+                                                          tester.resolve)
         return reasons
 
     def _global_scalars_under_pointer_writes(self, events, written_bases) -> set[str]:

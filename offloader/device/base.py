@@ -32,7 +32,7 @@ class DeviceBuffer:
         self.nbytes, self.owner, self.handle, self.offset = nbytes, owner, handle, offset
 
     def at(self, offset: int) -> "DeviceBuffer":
-        """A view from `offset` bytes into this buffer (for launches, not for copies or free)."""
+        """A view from `offset` bytes into this buffer (for launches and copies, not for free)."""
         if not 0 <= offset <= self.nbytes:
             raise ValueError(f"offset {offset} is outside a buffer of {self.nbytes} bytes")
         return DeviceBuffer(self.nbytes - offset, self.owner, self.handle, self.offset + offset)
@@ -61,11 +61,16 @@ class Device(abc.ABC):
 
     @abc.abstractmethod
     def copy_to_device(self, buf: DeviceBuffer, host) -> None:
-        """Copy a C-contiguous numpy array or bytes-like `host` to the start of `buf`."""
+        """Copy a C-contiguous numpy array or bytes-like `host` to the start of `buf` (or view)."""
 
     @abc.abstractmethod
     def copy_to_host(self, buf: DeviceBuffer, out) -> None:
-        """Fill the C-contiguous numpy array `out` from the start of `buf`."""
+        """Fill the C-contiguous numpy array `out` from the start of `buf` (or view)."""
+
+    @abc.abstractmethod
+    def address(self, buf: DeviceBuffer) -> tuple[int, int]:
+        """(0, host address) when the buffer's memory is host memory, (1, CUDA device
+        address) otherwise: how C code copies from it (the runtime's residency.c)."""
 
     @abc.abstractmethod
     def compile(self, source: str, options: Sequence[str] = ()) -> Module:

@@ -96,12 +96,17 @@ class EmulatedDevice(Device):
     def copy_to_device(self, buf: DeviceBuffer, host) -> None:
         data = host_bytes(host)
         check_copy(buf, self, data.nbytes)
-        buf.handle[GUARD:GUARD + data.nbytes] = np.frombuffer(data, dtype=np.uint8)
+        start = GUARD + buf.offset
+        buf.handle[start:start + data.nbytes] = np.frombuffer(data, dtype=np.uint8)
 
     def copy_to_host(self, buf: DeviceBuffer, out) -> None:
         view = host_bytes(out)
         check_copy(buf, self, view.nbytes)
-        np.frombuffer(view, dtype=np.uint8)[:] = buf.handle[GUARD:GUARD + view.nbytes]
+        start = GUARD + buf.offset
+        np.frombuffer(view, dtype=np.uint8)[:] = buf.handle[start:start + view.nbytes]
+
+    def address(self, buf: DeviceBuffer) -> tuple[int, int]:
+        return 0, buf.handle.ctypes.data + GUARD + buf.offset
 
     def compile(self, source: str, options: Sequence[str] = ()) -> Module:
         lib = emu_compiler.build(source, tuple(options))

@@ -82,12 +82,15 @@ class CudaDevice(Device):
     def copy_to_device(self, buf: DeviceBuffer, host) -> None:
         data = host_bytes(host)
         check_copy(buf, self, data.nbytes)
-        self._cuda.memcpy_htod(buf.handle, data)
+        self._cuda.memcpy_htod(_pointer(buf), data)
 
     def copy_to_host(self, buf: DeviceBuffer, out) -> None:
         view = host_bytes(out)
         check_copy(buf, self, view.nbytes)
-        self._cuda.memcpy_dtoh(view, buf.handle)
+        self._cuda.memcpy_dtoh(view, _pointer(buf))
+
+    def address(self, buf: DeviceBuffer) -> tuple[int, int]:
+        return 1, int(buf.handle) + buf.offset
 
     def compile(self, source: str, options: Sequence[str] = ()) -> Module:
         from pycuda.compiler import SourceModule

@@ -10,7 +10,8 @@ ADDRS holds the address of every variable the region touches, one slot each, in 
   3. `loopvar`   each mapped loop's variable that is declared before the loop, outermost first
                  (the runtime writes its final value back).
 SIZES[k] is sizeof the variable of slot k where C knows it (arrays, scalars), else -1
-(pointer variables, arrays of incomplete type). A slot's kind says how to read it:
+(pointer variables, arrays of incomplete type); SIZES[n + k], for n slots, is the size of one
+element of slot k (of its value, for a scalar). A slot's kind says how to read it:
   pointer  ADDRS[k] is the address of a pointer variable: the data is at *(void **)ADDRS[k];
   array    ADDRS[k] is the array itself (its first element);
   scalar   ADDRS[k] is the value; `value` says how its SIZES[k] bytes read (int, uint, float).
@@ -41,6 +42,7 @@ class Slot:
     sized: bool = True     # SIZES[k] is sizeof(name); False: it is -1
     op: str = ""           # reductions: +, *, min, max
     level: int = -1        # loop variables: depth in the mapped nest, outermost 0
+    depth: int = 0         # pointers, arrays: subscripts from the variable to one element
 
 
 @dataclass(frozen=True)

@@ -12,4 +12,9 @@
 #define free __offload_free
 #define aligned_alloc __offload_aligned_alloc
 #define posix_memalign __offload_posix_memalign
+/* System calls do not fault on protected pages: these settle their buffers first. */
+#define fread __offload_fread
+#define fwrite __offload_fwrite
+#define read __offload_read
+#define write __offload_write
 #endif

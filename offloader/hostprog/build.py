@@ -35,7 +35,8 @@ from .compiler import Job, cc
 from .rewrite import instrument
 from .slots import SlotError, region_slots
 
-RUNTIME_FILES = ("runtime.h", "alloc_track.h", "runtime.c")
+RUNTIME_FILES = ("runtime.h", "alloc_track.h", "runtime.c", "residency.c")
+RUNTIME_SOURCES = ("runtime.c", "residency.c")
 BASE_FLAGS = ("-O2", "-std=gnu11")
 PIC_FLAGS = ("-fPIC", "-fno-semantic-interposition")
 # -Bsymbolic: the user's functions bind to each other, never to a same-named symbol that the
@@ -88,18 +89,20 @@ def build_host_library(result: AnalysisResult, regions: list[Region], options: B
             handle.write(done.text)
         sources[path] = copy
         jobs.append(_user_source_job(path, copy, workdir, os.path.join(workdir, "obj", f"user_{k}.o"), options))
-    runtime_object = os.path.join(workdir, "obj", "runtime.o")
-    jobs.append(Job("compiling the offload runtime",
-                    (cc(*BASE_FLAGS, *PIC_FLAGS, *options.preprocessor_flags(), "-w", "-c",
-                        os.path.join(workdir, "rt", "runtime.c"), "-o", runtime_object),), runtime_object))
+    for name in RUNTIME_SOURCES:
+        runtime_object = os.path.join(workdir, "obj", name.replace(".c", ".o"))
+        jobs.append(Job(f"compiling the offload runtime ({name})",
+                        (cc(*BASE_FLAGS, *PIC_FLAGS, *options.preprocessor_flags(), "-w", "-c",
+                            os.path.join(workdir, "rt", name), "-o", runtime_object),), runtime_object))
     twins = [region for region in regions if region.id in wrapped]
     jobs += [_twin_job(region, result, workdir, options) for region in twins]
 
     outcomes = compiler.run(jobs)
-    for outcome in outcomes[:len(options.sources) + 1]:
+    fixed = len(options.sources) + len(RUNTIME_SOURCES)
+    for outcome in outcomes[:fixed]:
         compiler.check(outcome)
     twin_errors = {region.id: outcome.output.strip()
-                   for region, outcome in zip(twins, outcomes[len(options.sources) + 1:]) if not outcome.ok}
+                   for region, outcome in zip(twins, outcomes[fixed:]) if not outcome.ok}
     library = os.path.join(workdir, "libhost.so")
     objects = [job.product for job, outcome in zip(jobs, outcomes) if outcome.ok]
     twin_errors.update(_link(objects, library, options))

@@ -20,7 +20,7 @@ STATS_SCHEMA = 1
 DISPATCHER = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int, ctypes.POINTER(ctypes.c_void_p),
                               ctypes.POINTER(ctypes.c_longlong))
 EXIT_HOOK = ctypes.CFUNCTYPE(None)
-FREE_HOOK = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_longlong)
+FREE_HOOK = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_longlong, ctypes.c_int)
 _FORMATS = {("float", 4): "f", ("float", 8): "d", ("int", 1): "b", ("int", 2): "h", ("int", 4): "i",
             ("int", 8): "q", ("uint", 1): "B", ("uint", 2): "H", ("uint", 4): "I", ("uint", 8): "Q"}
 
@@ -51,7 +51,7 @@ class Recorder:
                                      for slot in region.slots])
         return 0
 
-    def freed(self, base, size) -> None:
+    def freed(self, base, size, keeps_data) -> None:
         self.stats["watched_frees"] += 1
 
     def flush(self) -> None:

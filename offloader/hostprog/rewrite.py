@@ -44,7 +44,8 @@ def dispatch_call(region_id: int, slots: tuple[Slot, ...]) -> str:
     if not slots:
         return f"{DISPATCH}({region_id}, (void **)0, (const long long *)0)"
     addresses = ", ".join(f"(void *)&{s.name}" for s in slots)
-    sizes = ", ".join(f"(long long)sizeof({s.name})" if s.sized else "-1" for s in slots)
+    sizes = ", ".join([f"(long long)sizeof({s.name})" if s.sized else "-1" for s in slots]
+                      + [f"(long long)sizeof({s.name}{'[0]' * s.depth})" for s in slots])
     return f"{DISPATCH}({region_id}, (void *[]){{{addresses}}}, (const long long []){{{sizes}}})"
 
 

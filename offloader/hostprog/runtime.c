@@ -9,7 +9,10 @@
  * programs do not slow down much. Looking up a pointer first tries it as a base (the common
  * case: a region uses the pointer malloc returned); an interior pointer is found by binary
  * search in a sorted copy of the table, rebuilt only when blocks came or went since the last
- * such lookup. A mutex guards the table once the program has started a thread; before that
+ * such lookup.
+ *
+ * Blocks of MAPPED_MIN bytes or more come from mmap: whole pages of their own, so that the
+ * runtime may protect them (residency.c) without touching the allocator's own bookkeeping. A mutex guards the table once the program has started a thread; before that
  * (glibc's __libc_single_threaded) locking is skipped, as glibc's own allocator does.
  *
  * This file is compiled without alloc_track.h, so malloc and friends here are libc's. */
@@ -18,6 +21,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 #if __has_include(<sys/single_threaded.h>)
 #include <sys/single_threaded.h>
 #define SINGLE_THREADED __libc_single_threaded
@@ -27,65 +32,81 @@
 
 #include "runtime.h"
 
+/* ---- the runtime's own state --------------------------------------------------------- */
+
+typedef struct {
+    uintptr_t base;             /* 0: empty slot */
+    long long size;
+    int kind;                   /* OFFLOAD_BLOCK_HEAP, _MAPPED or _STATIC (runtime.h) */
+} block;
+
+/* All of it in pages of its own: residency.c protects pages of file-scope arrays, and a page
+ * this state shared with one would fault (and cost a copy) at every table update. */
+static union {
+    struct {
+        __offload_dispatcher_fn dispatcher;
+        void (*exit_hook)(void);
+        __offload_free_hook_fn free_hook;
+        int registered;                 /* the exit hook's caller, with atexit() */
+        pthread_mutex_t table_lock;
+        block *table;                   /* open addressing, linear probing, capacity a power of two */
+        size_t capacity, live;
+        unsigned shift;                 /* 64 - log2(capacity): Fibonacci hashing keeps the top bits */
+        block *sorted;                  /* the live blocks by base, for interior lookups */
+        size_t sorted_count;
+        int sorted_stale;
+        uintptr_t *watched;             /* bases of watched blocks, ascending: few, so a sorted array */
+        size_t watched_count, watched_capacity;
+        size_t page;
+    } s;
+    char pad[4096];
+} state __attribute__((aligned(4096))) = {.s = {.table_lock = PTHREAD_MUTEX_INITIALIZER, .sorted_stale = 1}};
+#define rt (state.s)
+
 /* ---- dispatch and hooks ---------------------------------------------------------------- */
 
-static __offload_dispatcher_fn dispatcher;
-static void (*exit_hook)(void);
-static __offload_free_hook_fn free_hook;
 
 static void run_exit_hook(void)
 {
-    if (exit_hook)
-        exit_hook();
+    if (rt.exit_hook)
+        rt.exit_hook();
 }
 
 static void register_atexit_once(void)
 {
-    static int registered;
-    if (!registered) {
-        registered = 1;
+    if (!rt.registered) {
+        rt.registered = 1;
         atexit(run_exit_hook);
     }
 }
 
 int __offload_dispatch(int region, void **addrs, const long long *sizes)
 {
-    return dispatcher ? dispatcher(region, addrs, sizes) : 0;
+    return rt.dispatcher ? rt.dispatcher(region, addrs, sizes) : 0;
 }
 
 void __offload_set_dispatcher(__offload_dispatcher_fn fn)
 {
     register_atexit_once();
-    dispatcher = fn;
+    rt.dispatcher = fn;
 }
 
 void __offload_set_exit_hook(void (*hook)(void))
 {
     register_atexit_once();
-    exit_hook = hook;
+    rt.exit_hook = hook;
 }
 
 void __offload_set_free_hook(__offload_free_hook_fn hook)
 {
-    free_hook = hook;
+    rt.free_hook = hook;
 }
 
 /* ---- the allocation table -------------------------------------------------------------- */
 
-typedef struct {
-    uintptr_t base;             /* 0: empty slot */
-    long long size;
-} block;
 
-static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
-static block *table;            /* open addressing, linear probing, capacity a power of two */
-static size_t capacity, live;
-static unsigned shift;          /* 64 - log2(capacity): Fibonacci hashing keeps the top bits */
-static block *sorted;           /* the live blocks by base, for interior lookups */
-static size_t sorted_count;
-static int sorted_stale = 1;
-static uintptr_t *watched;      /* bases of watched blocks, ascending: few, so a sorted array */
-static size_t watched_count, watched_capacity;
+#define MAPPED_MIN (64 * 1024)
+
 
 /* No thread can start inside a critical section (hooks run outside them), so whether the
  * lock was taken is known again at unlock. */
@@ -93,29 +114,29 @@ static int lock_table(void)
 {
     if (SINGLE_THREADED)
         return 0;
-    pthread_mutex_lock(&table_lock);
+    pthread_mutex_lock(&rt.table_lock);
     return 1;
 }
 
 static void unlock_table(int held)
 {
     if (held)
-        pthread_mutex_unlock(&table_lock);
+        pthread_mutex_unlock(&rt.table_lock);
 }
 
 static size_t home(uintptr_t base)
 {
-    return (size_t)(((uint64_t)base * 0x9E3779B97F4A7C15ull) >> shift);
+    return (size_t)(((uint64_t)base * 0x9E3779B97F4A7C15ull) >> rt.shift);
 }
 
 static block *find(uintptr_t base)
 {
-    if (!capacity)
+    if (!rt.capacity)
         return NULL;
-    for (size_t k = home(base);; k = (k + 1) & (capacity - 1)) {
-        if (table[k].base == base)
-            return &table[k];
-        if (!table[k].base)
+    for (size_t k = home(base);; k = (k + 1) & (rt.capacity - 1)) {
+        if (rt.table[k].base == base)
+            return &rt.table[k];
+        if (!rt.table[k].base)
             return NULL;
     }
 }
@@ -123,26 +144,26 @@ static block *find(uintptr_t base)
 static void place(block b)
 {
     size_t k = home(b.base);
-    while (table[k].base && table[k].base != b.base)
-        k = (k + 1) & (capacity - 1);
-    if (!table[k].base)
-        live++;
-    table[k] = b;
+    while (rt.table[k].base && rt.table[k].base != b.base)
+        k = (k + 1) & (rt.capacity - 1);
+    if (!rt.table[k].base)
+        rt.live++;
+    rt.table[k] = b;
 }
 
 static int grow(void)
 {
-    block *old = table;
-    size_t old_capacity = capacity;
-    size_t wanted = capacity ? capacity * 2 : 1024;
+    block *old = rt.table;
+    size_t old_capacity = rt.capacity;
+    size_t wanted = rt.capacity ? rt.capacity * 2 : 1024;
     block *fresh = calloc(wanted, sizeof(block));
     if (!fresh)
         return 0;
-    table = fresh;
-    capacity = wanted;
-    for (shift = 64; (1ull << (64 - shift)) < wanted; shift--)
+    rt.table = fresh;
+    rt.capacity = wanted;
+    for (rt.shift = 64; (1ull << (64 - rt.shift)) < wanted; rt.shift--)
         ;
-    live = 0;
+    rt.live = 0;
     for (size_t k = 0; k < old_capacity; k++)
         if (old[k].base)
             place(old[k]);
@@ -151,17 +172,22 @@ static int grow(void)
 }
 
 /* Record a new block; a table that cannot grow leaves the block untracked, never failed. */
-static void track(void *p, size_t size)
+static void track_kind(void *p, size_t size, int kind)
 {
     if (!p)
         return;
     int held = lock_table();
-    if ((live + 1) * 2 <= capacity || grow()) {
-        block b = {(uintptr_t)p, (long long)size};
+    if ((rt.live + 1) * 2 <= rt.capacity || grow()) {
+        block b = {(uintptr_t)p, (long long)size, kind};
         place(b);
-        sorted_stale = 1;
+        rt.sorted_stale = 1;
     }
     unlock_table(held);
+}
+
+static void track(void *p, size_t size)
+{
+    track_kind(p, size, OFFLOAD_BLOCK_HEAP);
 }
 
 /* Remove a block (backward-shift deletion keeps probe chains intact without tombstones). */
@@ -170,27 +196,27 @@ static void untrack(uintptr_t base)
     block *b = find(base);
     if (!b)
         return;
-    size_t hole = (size_t)(b - table);
-    for (size_t k = (hole + 1) & (capacity - 1); table[k].base; k = (k + 1) & (capacity - 1)) {
-        size_t want = home(table[k].base);
+    size_t hole = (size_t)(b - rt.table);
+    for (size_t k = (hole + 1) & (rt.capacity - 1); rt.table[k].base; k = (k + 1) & (rt.capacity - 1)) {
+        size_t want = home(rt.table[k].base);
         /* move k into the hole unless its home lies cyclically in (hole, k] */
-        if (((k - want) & (capacity - 1)) >= ((k - hole) & (capacity - 1))) {
-            table[hole] = table[k];
+        if (((k - want) & (rt.capacity - 1)) >= ((k - hole) & (rt.capacity - 1))) {
+            rt.table[hole] = rt.table[k];
             hole = k;
         }
     }
-    table[hole].base = 0;
-    live--;
-    sorted_stale = 1;
+    rt.table[hole].base = 0;
+    rt.live--;
+    rt.sorted_stale = 1;
 }
 
 /* Index of the first watched base >= base. */
 static size_t watched_at(uintptr_t base)
 {
-    size_t lo = 0, hi = watched_count;
+    size_t lo = 0, hi = rt.watched_count;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        if (watched[mid] < base)
+        if (rt.watched[mid] < base)
             lo = mid + 1;
         else
             hi = mid;
@@ -200,14 +226,14 @@ static size_t watched_at(uintptr_t base)
 
 static int is_watched(uintptr_t base, size_t k)
 {
-    return k < watched_count && watched[k] == base;
+    return k < rt.watched_count && rt.watched[k] == base;
 }
 
 /* Tell the runtime a watched block is about to go, and stop watching it. The hook runs
  * outside the lock: it may look blocks up. */
-static void before_release(void *p)
+static void before_release(void *p, int keeps_data)
 {
-    if (!free_hook || !watched_count)
+    if (!rt.free_hook || !rt.watched_count)
         return;
     uintptr_t base = (uintptr_t)p;
     int held = lock_table();
@@ -215,14 +241,14 @@ static void before_release(void *p)
     int hit = is_watched(base, k);
     long long size = 0;
     if (hit) {
-        memmove(&watched[k], &watched[k + 1], (watched_count - k - 1) * sizeof(uintptr_t));
-        watched_count--;
+        memmove(&rt.watched[k], &rt.watched[k + 1], (rt.watched_count - k - 1) * sizeof(uintptr_t));
+        rt.watched_count--;
         const block *b = find(base);
         size = b ? b->size : 0;
     }
     unlock_table(held);
     if (hit)
-        free_hook(p, size);
+        rt.free_hook(p, size, keeps_data);
 }
 
 static int by_base(const void *a, const void *b)
@@ -233,25 +259,34 @@ static int by_base(const void *a, const void *b)
 
 static int refresh_sorted(void)
 {
-    if (!sorted_stale)
+    if (!rt.sorted_stale)
         return 1;
-    block *fresh = realloc(sorted, (live ? live : 1) * sizeof(block));
+    block *fresh = realloc(rt.sorted, (rt.live ? rt.live : 1) * sizeof(block));
     if (!fresh)
         return 0;
-    sorted = fresh;
-    sorted_count = 0;
-    for (size_t k = 0; k < capacity; k++)
-        if (table[k].base)
-            sorted[sorted_count++] = table[k];
-    qsort(sorted, sorted_count, sizeof(block), by_base);
-    sorted_stale = 0;
+    rt.sorted = fresh;
+    rt.sorted_count = 0;
+    for (size_t k = 0; k < rt.capacity; k++)
+        if (rt.table[k].base)
+            rt.sorted[rt.sorted_count++] = rt.table[k];
+    qsort(rt.sorted, rt.sorted_count, sizeof(block), by_base);
+    rt.sorted_stale = 0;
     return 1;
 }
 
 void __offload_alloc_register(void *base, long long size)
 {
     if (size > 0)
-        track(base, (size_t)size);
+        track_kind(base, (size_t)size, OFFLOAD_BLOCK_STATIC);
+}
+
+int __offload_alloc_kind(const void *base)
+{
+    int held = lock_table();
+    const block *b = find((uintptr_t)base);
+    int kind = b ? b->kind : -1;
+    unlock_table(held);
+    return kind;
 }
 
 int __offload_alloc_lookup(const void *p, void **base, long long *size)
@@ -260,16 +295,16 @@ int __offload_alloc_lookup(const void *p, void **base, long long *size)
     int held = lock_table();
     const block *hit = find(at);
     if (!hit && refresh_sorted()) {
-        size_t lo = 0, hi = sorted_count;          /* first block with base > at */
+        size_t lo = 0, hi = rt.sorted_count;          /* first block with base > at */
         while (lo < hi) {
             size_t mid = lo + (hi - lo) / 2;
-            if (sorted[mid].base <= at)
+            if (rt.sorted[mid].base <= at)
                 lo = mid + 1;
             else
                 hi = mid;
         }
-        if (lo > 0 && at - sorted[lo - 1].base < (uintptr_t)sorted[lo - 1].size)
-            hit = &sorted[lo - 1];
+        if (lo > 0 && at - rt.sorted[lo - 1].base < (uintptr_t)rt.sorted[lo - 1].size)
+            hit = &rt.sorted[lo - 1];
     }
     if (hit) {
         *base = (void *)hit->base;
@@ -286,22 +321,22 @@ int __offload_alloc_watch(const void *base, int on)
     int tracked = find(at) != NULL;
     size_t k = watched_at(at);
     if (tracked && on && !is_watched(at, k)) {
-        if (watched_count == watched_capacity) {
-            size_t wanted = watched_capacity ? watched_capacity * 2 : 64;
-            uintptr_t *fresh = realloc(watched, wanted * sizeof(uintptr_t));
+        if (rt.watched_count == rt.watched_capacity) {
+            size_t wanted = rt.watched_capacity ? rt.watched_capacity * 2 : 64;
+            uintptr_t *fresh = realloc(rt.watched, wanted * sizeof(uintptr_t));
             if (!fresh) {
                 unlock_table(held);
                 return 0;
             }
-            watched = fresh;
-            watched_capacity = wanted;
+            rt.watched = fresh;
+            rt.watched_capacity = wanted;
         }
-        memmove(&watched[k + 1], &watched[k], (watched_count - k) * sizeof(uintptr_t));
-        watched[k] = at;
-        watched_count++;
+        memmove(&rt.watched[k + 1], &rt.watched[k], (rt.watched_count - k) * sizeof(uintptr_t));
+        rt.watched[k] = at;
+        rt.watched_count++;
     } else if (!on && is_watched(at, k)) {
-        memmove(&watched[k], &watched[k + 1], (watched_count - k - 1) * sizeof(uintptr_t));
-        watched_count--;
+        memmove(&rt.watched[k], &rt.watched[k + 1], (rt.watched_count - k - 1) * sizeof(uintptr_t));
+        rt.watched_count--;
     }
     unlock_table(held);
     return tracked;
@@ -309,54 +344,123 @@ int __offload_alloc_watch(const void *base, int on)
 
 /* ---- the tracked allocator ------------------------------------------------------------- */
 
+static size_t page_size(void)
+{
+    if (!rt.page)
+        rt.page = (size_t)sysconf(_SC_PAGESIZE);
+    return rt.page;
+}
+
+static size_t whole_pages(size_t size)
+{
+    return (size + page_size() - 1) & ~(page_size() - 1);
+}
+
+/* A block of its own pages, or NULL (the caller then uses malloc). */
+static void *map_block(size_t size)
+{
+    if (size < MAPPED_MIN)
+        return NULL;
+    void *p = mmap(NULL, whole_pages(size), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        return NULL;
+    track_kind(p, size, OFFLOAD_BLOCK_MAPPED);
+    return p;
+}
+
 void *__offload_malloc(size_t size)
 {
-    void *p = malloc(size);
+    void *p = map_block(size);
+    if (p)
+        return p;
+    p = malloc(size);
     track(p, size);
     return p;
 }
 
 void *__offload_calloc(size_t count, size_t size)
 {
-    void *p = calloc(count, size);
+    if (size && count > SIZE_MAX / size)
+        return calloc(count, size);              /* overflow: let libc fail it */
+    void *p = map_block(count * size);           /* fresh anonymous pages are zero */
+    if (p)
+        return p;
+    p = calloc(count, size);
     track(p, count * size);
     return p;
 }
 
 void *__offload_aligned_alloc(size_t alignment, size_t size)
 {
-    void *p = aligned_alloc(alignment, size);
+    void *p = alignment <= page_size() ? map_block(size) : NULL;
+    if (p)
+        return p;
+    p = aligned_alloc(alignment, size);
     track(p, size);
     return p;
 }
 
 int __offload_posix_memalign(void **p, size_t alignment, size_t size)
 {
+    void *mapped = alignment <= page_size() ? map_block(size) : NULL;
+    if (mapped) {
+        *p = mapped;
+        return 0;
+    }
     int failed = posix_memalign(p, alignment, size);
     if (!failed)
         track(*p, size);
     return failed;
 }
 
+/* Remove p from the table; 1 and its size if it was a mapped block (the caller unmaps). */
+static int release(void *p, long long *mapped_size)
+{
+    int held = lock_table();   /* held across free: no other thread reuses p meanwhile */
+    const block *b = find((uintptr_t)p);
+    int mapped = b && b->kind == OFFLOAD_BLOCK_MAPPED;
+    *mapped_size = b ? b->size : 0;
+    untrack((uintptr_t)p);
+    if (!mapped)
+        free(p);
+    unlock_table(held);
+    return mapped;
+}
+
 void __offload_free(void *p)
 {
     if (!p)
         return;
-    before_release(p);
-    int held = lock_table();   /* held across free: no other thread reuses p meanwhile */
-    untrack((uintptr_t)p);
-    free(p);
-    unlock_table(held);
+    before_release(p, 0);
+    long long size;
+    if (release(p, &size))
+        munmap(p, whole_pages((size_t)size));
 }
 
 void *__offload_realloc(void *p, size_t size)
 {
     if (!p)
         return __offload_malloc(size);
-    before_release(p);
+    int kind = __offload_alloc_kind(p);
+    if (kind == OFFLOAD_BLOCK_MAPPED || (size >= MAPPED_MIN && kind == OFFLOAD_BLOCK_HEAP)) {
+        before_release(p, 1);                    /* the device copy goes; its data comes back first */
+        void *fresh = size ? __offload_malloc(size) : NULL;
+        if (size && !fresh)
+            return NULL;                         /* p is intact */
+        void *base;
+        long long old_size = 0;
+        __offload_alloc_lookup(p, &base, &old_size);
+        if (fresh)
+            memcpy(fresh, p, (size_t)old_size < size ? (size_t)old_size : size);
+        long long mapped_size;
+        if (release(p, &mapped_size))
+            munmap(p, whole_pages((size_t)mapped_size));
+        return fresh;
+    }
+    before_release(p, 1);
     int held = lock_table();
     const block *b = find((uintptr_t)p);
-    block before = b ? *b : (block){0, 0};
+    block before = b ? *b : (block){0, 0, 0};
     untrack((uintptr_t)p);
     void *moved = realloc(p, size);
     unlock_table(held);

@@ -6,7 +6,14 @@
 #define OFFLOAD_HOSTPROG_RUNTIME_H
 
 typedef int (*__offload_dispatcher_fn)(int region, void **addrs, const long long *sizes);
-typedef void (*__offload_free_hook_fn)(void *base, long long size);
+/* keeps_data: realloc, which copies the block's contents, so they must be current first. */
+typedef void (*__offload_free_hook_fn)(void *base, long long size, int keeps_data);
+
+/* How a tracked block was allocated: only blocks of their own pages (mapped) and file-scope
+ * arrays (static) may have their pages protected. */
+#define OFFLOAD_BLOCK_HEAP 0
+#define OFFLOAD_BLOCK_MAPPED 1
+#define OFFLOAD_BLOCK_STATIC 2
 
 /* Called by each wrapped region: non-zero when the dispatcher ran the region, 0 to run the
  * original loop on the CPU (always 0 while no dispatcher is registered). */
@@ -24,6 +31,8 @@ void __offload_set_free_hook(__offload_free_hook_fn hook);
 void __offload_alloc_register(void *base, long long size);
 /* The live tracked allocation containing p: 1 and its base and size, or 0. */
 int __offload_alloc_lookup(const void *p, void **base, long long *size);
+/* The kind of the tracked block starting at base (OFFLOAD_BLOCK_*), or -1. */
+int __offload_alloc_kind(const void *base);
 /* Watch (on != 0) or stop watching the allocation starting at base; 0 if there is none. */
 int __offload_alloc_watch(const void *base, int on);
 
@@ -34,5 +43,24 @@ void *__offload_realloc(void *p, __SIZE_TYPE__ size);
 void __offload_free(void *p);
 void *__offload_aligned_alloc(__SIZE_TYPE__ alignment, __SIZE_TYPE__ size);
 int __offload_posix_memalign(void **p, __SIZE_TYPE__ alignment, __SIZE_TYPE__ size);
+
+/* Managed allocations (residency.c): device copies that stay resident while host code runs.
+ * The runtime registers an allocation with its device copy and per-unit flags; page
+ * protection then catches host access. `manage` returns the entry's index, or -1. */
+int __offload_residency_copy_kind(int kind);          /* 0: device memory is host memory; 1: CUDA */
+int __offload_residency_manage(void *base, long long size, unsigned long long device, long long unit,
+                               unsigned char *valid, unsigned char *stale);
+int __offload_residency_protect(int index);
+void __offload_residency_open(int index);
+unsigned long long __offload_residency_release(int index);
+unsigned long long __offload_residency_copied_back(int index);
+void __offload_host_access(const void *p, __SIZE_TYPE__ bytes, int writing);
+
+/* I/O whose buffers the kernel reads or writes (alloc_track.h redirects the user's calls). */
+struct _IO_FILE;
+__SIZE_TYPE__ __offload_fread(void *p, __SIZE_TYPE__ size, __SIZE_TYPE__ count, struct _IO_FILE *f);
+__SIZE_TYPE__ __offload_fwrite(const void *p, __SIZE_TYPE__ size, __SIZE_TYPE__ count, struct _IO_FILE *f);
+long __offload_read(int fd, void *p, __SIZE_TYPE__ bytes);
+long __offload_write(int fd, const void *p, __SIZE_TYPE__ bytes);
 
 #endif

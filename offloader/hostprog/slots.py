@@ -34,11 +34,12 @@ def _slot(index: int, variable: Variable, role: str, op: str = "", level: int = 
         raise SlotError(f"`{variable.name}` is a register variable, whose address C does not give")
     element = element_text(variable)
     kind = variable.ctype.kind
+    depth = _depth(decl.type) if isinstance(decl, c_ast.Decl) else 0
     if kind == "pointer" or (kind == "array" and variable.storage == "param"):
-        return Slot(index, variable.name, role, "pointer", element, sized=False, op=op, level=level)
+        return Slot(index, variable.name, role, "pointer", element, sized=False, op=op, level=level, depth=depth)
     if kind == "array":
         complete = isinstance(decl.type, c_ast.ArrayDecl) and decl.type.dim is not None
-        return Slot(index, variable.name, role, "array", element, sized=complete, op=op, level=level)
+        return Slot(index, variable.name, role, "array", element, sized=complete, op=op, level=level, depth=depth)
     if kind == "float":
         value = "float"
     elif "unsigned" in element.split() or element in _UNSIGNED_NAMES:
@@ -46,3 +47,12 @@ def _slot(index: int, variable: Variable, role: str, op: str = "", level: int = 
     else:
         value = "int"
     return Slot(index, variable.name, role, "scalar", element, value=value, op=op, level=level)
+
+
+def _depth(node: c_ast.Node) -> int:
+    """Subscripts from a declared variable to one element: 2 for `double a[N][M]` or `(*a)[M]`."""
+    depth = 0
+    while isinstance(node, (c_ast.ArrayDecl, c_ast.PtrDecl)):
+        depth += 1
+        node = node.type
+    return depth

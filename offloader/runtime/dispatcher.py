@@ -1,14 +1,17 @@
 """The device dispatcher: runs a wrapped region on a Device instead of the CPU loop.
 
 Per call: read every variable through its address (abi.py), refuse (CPU loop, counted) when
-pointers may overlap or an extent is unknown, copy the arrays in, launch, copy written arrays
-and reduction results back, and set the loop variables' final values. In verify mode the
-region's C twin also runs on shadow copies of the inputs and every written array is compared.
+pointers may overlap or an extent is unknown, copy in what the region reads and the device
+lacks (residency.py), launch, copy reduction results back, and set the loop variables' final
+values. Written arrays stay on the device until host code touches them. In verify mode the
+region's C twin also runs on shadow copies of the inputs and every written array is compared;
+what that makes come back to the host is counted apart (`verify_d2h_bytes`).
 """
 
 from __future__ import annotations
 
 import ctypes
+import math
 import time
 from dataclasses import dataclass, field
 
@@ -16,9 +19,12 @@ import numpy as np
 
 from ..device import Device, Module
 from ..hostprog.abi import HostRegion, Slot
+from .footprints import ArrayAccess, region_accesses
 from .plan import KernelPlan, evaluate
-from .present import PresentTable
 from .region_check import compare_region, run_twin
+from .residency import Residency, Traffic, element_units
+
+ACCESS_CACHE = 32          # footprint evaluations kept per region (time steps repeat a few)
 
 
 @dataclass
@@ -31,6 +37,7 @@ class RegionStats:
     transfer_seconds: float = 0.0
     h2d_bytes: int = 0
     d2h_bytes: int = 0
+    verify_d2h_bytes: int = 0
     fallback_reasons: list[str] = field(default_factory=list)
     mismatches: list[dict] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)        # launch or runtime failures
@@ -42,6 +49,8 @@ class Extent:
     address: int          # where the data the variable names starts
     base: int             # the allocation (or array) it lies in
     size: int
+    element_size: int
+    kind: int             # how the allocation was made (runtime.h OFFLOAD_BLOCK_*), -1: a local array
 
 
 class CpuFallback(Exception):
@@ -54,13 +63,16 @@ class DeviceDispatcher:
         self.library, self.regions, self.plans = library, regions, plans
         self.device, self.module, self.enabled = device, module, enabled
         self.verify, self.rtol = verify, rtol
-        self.present = PresentTable(device)
+        self.residency = Residency(device, library)
         self.stats = {rid: RegionStats() for rid in regions}
+        self._accesses: dict[int, dict] = {rid: {} for rid in regions}
         self.lookup = getattr(library, "__offload_alloc_lookup")   # getattr: no name mangling
         self.lookup.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_longlong)]
         self.lookup.restype = ctypes.c_int
         self.watch = getattr(library, "__offload_alloc_watch")
         self.watch.argtypes = [ctypes.c_void_p, ctypes.c_int]
+        self.block_kind = getattr(library, "__offload_alloc_kind")
+        self.block_kind.argtypes, self.block_kind.restype = [ctypes.c_void_p], ctypes.c_int
         self.scalar_types: dict[str, np.dtype] = {}
         self.scalar_places: dict[str, tuple[int, int]] = {}    # address and size, for no-alias checks
 
@@ -90,7 +102,11 @@ class DeviceDispatcher:
             if len(stats.fallback_reasons) < 20:
                 stats.fallback_reasons.append(str(why))
             return 0
-        shadows = {name: self._host_view(e).copy() for name, e in extents.items()} if self.verify else None
+        shadows = None
+        if self.verify:
+            self.account_host_copies()
+            shadows = {name: self._host_view(e).copy() for name, e in extents.items()}
+            stats.verify_d2h_bytes += sum(self.residency.copied_on_access().values())
         results = self._run(region, plan, extents, scalars, stats)
         self._write_back(region, addrs, results, finals)
         if self.verify:
@@ -98,14 +114,23 @@ class DeviceDispatcher:
             for mismatch in compare_region(region, plan, extents, shadows, results, twin, self._host_view, self.rtol):
                 if len(stats.mismatches) < 20:
                     stats.mismatches.append(mismatch.to_json())
+            stats.verify_d2h_bytes += sum(self.residency.copied_on_access().values())
         stats.device_runs += 1
         return 1
+
+    def account_host_copies(self) -> None:
+        """Charge what host code made come back since the last call to the regions that wrote it."""
+        for region_id, copied in self.residency.copied_on_access().items():
+            if region_id in self.stats:
+                self.stats[region_id].d2h_bytes += copied
 
     # ---- reading the variables ---------------------------------------------------------
     def _read(self, region: HostRegion, addrs, sizes):
         extents, scalars = {}, {}
+        count = len(region.slots)
         for slot in region.slots:
             address = addrs[slot.index]
+            element_size = sizes[count + slot.index]
             if slot.kind == "scalar":
                 scalars[slot.name] = _read_scalar(address, slot, sizes[slot.index])
                 self.scalar_types[slot.name] = scalar_dtype(slot, sizes[slot.index])
@@ -113,13 +138,15 @@ class DeviceDispatcher:
             elif slot.kind == "array":
                 if sizes[slot.index] <= 0:
                     raise CpuFallback(f"the size of array `{slot.name}` is not known")
-                extents[slot.name] = Extent(slot, address, address, sizes[slot.index])
+                tracked = self.block_kind(address)
+                extents[slot.name] = Extent(slot, address, address, sizes[slot.index], element_size, tracked)
             else:
                 pointer = ctypes.c_void_p.from_address(address).value
                 base, size = ctypes.c_void_p(), ctypes.c_longlong()
                 if not pointer or not self.lookup(pointer, ctypes.byref(base), ctypes.byref(size)):
                     raise CpuFallback(f"`{slot.name}` does not point into a tracked allocation")
-                extents[slot.name] = Extent(slot, pointer, base.value, size.value)
+                extents[slot.name] = Extent(slot, pointer, base.value, size.value, element_size,
+                                            self.block_kind(base.value))
         return extents, scalars
 
     def _check_overlap(self, plan: KernelPlan, extents: dict[str, Extent], stats: RegionStats) -> None:
@@ -140,15 +167,23 @@ class DeviceDispatcher:
 
     # ---- moving data and launching -----------------------------------------------------
     def _run(self, region: HostRegion, plan: KernelPlan, extents, scalars, stats: RegionStats) -> dict:
-        started = time.perf_counter()
-        buffers = {}
+        traffic = Traffic()
+        accesses = self._region_accesses(plan, scalars, extents)
+        units: dict[int, int] = {}
+        for extent in extents.values():
+            units[extent.base] = math.gcd(units.get(extent.base, 0), extent.element_size, extent.address - extent.base)
+        buffers, allocations = {}, {}
         for name, extent in extents.items():
-            if extent.slot.kind == "pointer" and extent.base not in self.present.buffers:
+            if extent.slot.kind == "pointer" and extent.base not in self.residency.allocations:
                 self.watch(extent.base, 1)             # so free() drops the device copy
-            buffer, copied = self.present.to_device(extent.base, self._host_view(extent))
-            buffers[name] = buffer.at(extent.address - extent.base) if extent.address != extent.base else buffer
-            stats.h2d_bytes += copied
-        stats.transfer_seconds += time.perf_counter() - started
+            alloc = allocations[name] = self.residency.allocation(extent.base, extent.size, extent.kind,
+                                                                  units[extent.base])
+            offset = extent.address - extent.base
+            buffers[name] = alloc.buffer.at(offset) if offset else alloc.buffer
+        for name, extent in extents.items():
+            access = accesses.get(name, ArrayAccess(None, None))
+            self.residency.bring_in(allocations[name], element_units(
+                access.need, extent.address - extent.base, extent.element_size, allocations[name].unit), traffic)
         signature = self.module.kernels[plan.kernel]
         grid = launch_grid(plan, scalars)
         nblocks = grid[0] * grid[1] * grid[2]
@@ -174,11 +209,15 @@ class DeviceDispatcher:
                 outs[name] = self._scalar_buffer(name, scalars[name])
                 final_args += [final_sig.params[len(final_args)].dtype(scalars[name]), parts[name], outs[name]]
             stats.kernel_seconds += self.device.launch(self.module, plan.final, (1, 1, 1), (1, 1, 1), final_args)
-        started = time.perf_counter()
         for name in plan.writes:
             if name in extents:
-                self.present.to_host(extents[name].base, self._host_view(extents[name]))
-                stats.d2h_bytes += extents[name].size
+                extent, access = extents[name], accesses.get(name, ArrayAccess(None, None))
+                self.residency.written(allocations[name], element_units(
+                    access.writes, extent.address - extent.base, extent.element_size, allocations[name].unit),
+                    region.id, traffic)
+        for name in set(extents) - set(plan.writes):
+            self.residency.release_read(allocations[name])
+        started = time.perf_counter()
         results = {}
         for name, buffer in outs.items():
             value = np.zeros(1, dtype=self.scalar_types[name])
@@ -188,8 +227,24 @@ class DeviceDispatcher:
             self.device.free(buffer)
         for buffer in parts.values():
             self.device.free(buffer)
-        stats.transfer_seconds += time.perf_counter() - started
+        stats.transfer_seconds += time.perf_counter() - started + traffic.seconds
+        stats.h2d_bytes += traffic.h2d_bytes
+        stats.d2h_bytes += traffic.d2h_bytes
         return results
+
+    def _region_accesses(self, plan: KernelPlan, scalars, extents) -> dict[str, ArrayAccess]:
+        """The footprints evaluated for this call's values (cached: time steps repeat them)."""
+        counts = {name: (e.base + e.size - e.address) // max(e.element_size, 1) for name, e in extents.items()}
+        key = (tuple(sorted((n, int(v)) for n, v in scalars.items() if np.issubdtype(type(v), np.integer))),
+               tuple(sorted(counts.items())))
+        cache = self._accesses[plan.region]
+        found = cache.pop(key, None)
+        if found is None:
+            found = region_accesses(plan, scalars, counts)
+            if len(cache) >= ACCESS_CACHE:
+                cache.pop(next(iter(cache)))
+        cache[key] = found
+        return found
 
     def _scalar_buffer(self, name: str, value):
         host = np.array([value], dtype=self.scalar_types[name])
@@ -213,8 +268,10 @@ class DeviceDispatcher:
             elif slot.role == "loopvar" and slot.name in finals:
                 _write_scalar(addrs[slot.index], self.scalar_types[slot.name], finals[slot.name])
 
-    def free_hook(self, base: int, size: int) -> None:
-        self.present.drop(base)
+    def free_hook(self, base: int, size: int, keeps_data: int) -> None:
+        writer, copied = self.residency.drop(base, bool(keeps_data))
+        if writer in self.stats:
+            self.stats[writer].d2h_bytes += copied
 
 
 def launch_grid(plan: KernelPlan, scalars: dict) -> tuple[int, int, int]:
