@@ -25,6 +25,7 @@ from .region_check import compare_region, run_twin
 from .residency import Residency, Traffic, element_units
 
 ACCESS_CACHE = 32          # footprint evaluations kept per region (time steps repeat a few)
+SHAPES = 16                # distinct call shapes recorded per region
 
 
 @dataclass
@@ -39,6 +40,7 @@ class RegionStats:
     d2h_bytes: int = 0
     verify_d2h_bytes: int = 0
     fallback_reasons: list[str] = field(default_factory=list)
+    shapes: list[dict] = field(default_factory=list)       # distinct call shapes, for the GPU model
     mismatches: list[dict] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)        # launch or runtime failures
 
@@ -168,7 +170,9 @@ class DeviceDispatcher:
     # ---- moving data and launching -----------------------------------------------------
     def _run(self, region: HostRegion, plan: KernelPlan, extents, scalars, stats: RegionStats) -> dict:
         traffic = Traffic()
-        accesses = self._region_accesses(plan, scalars, extents)
+        params = {slot.name: scalars[slot.name] for slot in region.slots
+                  if slot.role == "param" and slot.kind == "scalar"}
+        accesses = self._region_accesses(plan, params, extents)
         units: dict[int, int] = {}
         for extent in extents.values():
             units[extent.base] = math.gcd(units.get(extent.base, 0), extent.element_size, extent.address - extent.base)
@@ -244,7 +248,21 @@ class DeviceDispatcher:
             if len(cache) >= ACCESS_CACHE:
                 cache.pop(next(iter(cache)))
         cache[key] = found
+        self._record_shape(plan.region, key, extents)
         return found
+
+    def _record_shape(self, region_id: int, key, extents) -> None:
+        """Count calls per distinct (integer scalars, array extents): with the plan's
+        footprints, enough for a model to recount a call's iterations and bytes."""
+        shapes = self.stats[region_id].shapes
+        values, counts = dict(key[0]), dict(key[1])
+        for shape in shapes:
+            if shape["values"] == values and shape["elements"] == counts:
+                shape["calls"] += 1
+                return
+        if len(shapes) < SHAPES:
+            shapes.append({"values": values, "elements": counts, "calls": 1,
+                           "element_sizes": {name: e.element_size for name, e in extents.items()}})
 
     def _scalar_buffer(self, name: str, value):
         host = np.array([value], dtype=self.scalar_types[name])

@@ -171,7 +171,7 @@ def _report(options, run, regions, build, first, second, offloaded, stats_path, 
             "transfer_seconds": entry.get("transfer_seconds", 0.0),
             "alias_fallbacks": entry.get("alias_fallbacks", 0), "cpu_fallbacks": entry.get("cpu_fallbacks", 0),
             "fallback_reasons": entry.get("fallback_reasons", []), "mismatches": mismatches,
-            "errors": entry.get("errors", []), "timing": label})
+            "errors": entry.get("errors", []), "shapes": entry.get("shapes", []), "timing": label})
     if run.verify in ("program", "both") and not offloaded.failure:
         for name, a, b, c in (("stdout", first.stdout, second.stdout, offloaded.stdout),
                               ("stderr", first.stderr, second.stderr, offloaded.stderr)):
