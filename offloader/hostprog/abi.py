@@ -2,7 +2,10 @@
 
 The host build wraps each region's loop, in place, as
 
-    { if (!__offload_dispatch(ID, (void *[]){ADDRS}, (const long long []){SIZES})) <the loop> }
+    { if (!__offload_dispatch(ID, (void *[]){ADDRS}, (const long long []){SIZES})) {
+        const double __offload_t0 = __offload_clock(); { <the loop> } __offload_cpu_done(ID, __offload_t0); } }
+
+(all on the loop's own lines); the C runtime adds up each region's time on the CPU.
 
 ADDRS holds the address of every variable the region touches, one slot each, in this order:
   1. `param`     each of Region.params, in kernel parameter order;
@@ -27,6 +30,9 @@ import json
 from dataclasses import asdict, dataclass
 
 DISPATCH = "__offload_dispatch"
+CPU_CLOCK = "__offload_clock"
+CPU_DONE = "__offload_cpu_done"
+CPU_STARTED = "__offload_t0"
 USER_MAIN = "__offload_user_main"
 MANIFEST_SCHEMA = 1
 

@@ -24,7 +24,7 @@ from pycparser import c_ast
 from ..frontend.walk import walk
 from ..codegen.regions import Region
 from ..frontend.parse import TranslationUnit
-from .abi import DISPATCH, Slot
+from .abi import CPU_CLOCK, CPU_DONE, CPU_STARTED, DISPATCH, Slot
 from .extent import ExtentError, LoopExtents
 
 # literals (kept), comments and line continuations (each becomes a space)
@@ -70,12 +70,13 @@ def instrument(unit: TranslationUnit, regions: list[tuple[Region, tuple[Slot, ..
         spans.append((start, end, region.id, slots, pragmas))
     pieces, position = [], 0
     for start, end, region_id, slots, pragmas in sorted(spans):
-        pieces += [source.text[position:start], "{ if (!", dispatch_call(region_id, slots), ") "]
+        pieces += [source.text[position:start], "{ if (!", dispatch_call(region_id, slots), ") { ",
+                   f"const double {CPU_STARTED} = {CPU_CLOCK}(); {{ "]
         cursor = start
         for pragma in pragmas:
             pieces += [source.text[cursor:pragma.start], _pragma_operator(source.text[pragma.start:pragma.end])]
             cursor = pragma.end
-        pieces += [source.text[cursor:end], " }"]
+        pieces += [source.text[cursor:end], f" }} {CPU_DONE}({region_id}, {CPU_STARTED}); }} }}"]
         position = end
         wrapped[region_id] = slots
     pieces.append(source.text[position:])

@@ -21,6 +21,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/mman.h>
 #include <unistd.h>
 #if __has_include(<sys/single_threaded.h>)
@@ -40,6 +41,8 @@ typedef struct {
     int kind;                   /* OFFLOAD_BLOCK_HEAP, _MAPPED or _STATIC (runtime.h) */
 } block;
 
+#define CPU_TIMED 512                   /* regions whose CPU loops are timed (ids below this) */
+
 /* All of it in pages of its own: residency.c protects pages of file-scope arrays, and a page
  * this state shared with one would fault (and cost a copy) at every table update. */
 static union {
@@ -58,10 +61,13 @@ static union {
         uintptr_t *watched;             /* bases of watched blocks, ascending: few, so a sorted array */
         size_t watched_count, watched_capacity;
         size_t page;
+        double cpu_seconds[CPU_TIMED];  /* per region id, time in its CPU loop */
+        long long cpu_calls[CPU_TIMED];
     } s;
-    char pad[4096];
+    char pad[4 * 4096];
 } state __attribute__((aligned(4096))) = {.s = {.table_lock = PTHREAD_MUTEX_INITIALIZER, .sorted_stale = 1}};
 #define rt (state.s)
+_Static_assert(sizeof(state.s) <= sizeof(state.pad), "the runtime state outgrew its pages");
 
 /* ---- dispatch and hooks ---------------------------------------------------------------- */
 
@@ -83,6 +89,33 @@ static void register_atexit_once(void)
 int __offload_dispatch(int region, void **addrs, const long long *sizes)
 {
     return rt.dispatcher ? rt.dispatcher(region, addrs, sizes) : 0;
+}
+
+double __offload_clock(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)now.tv_sec + 1e-9 * (double)now.tv_nsec;
+}
+
+void __offload_cpu_done(int region, double started)
+{
+    if (region >= 0 && region < CPU_TIMED) {
+        double spent = __offload_clock() - started;
+        __atomic_fetch_add(&rt.cpu_calls[region], 1, __ATOMIC_RELAXED);
+        /* regions on several threads at once are rare: a lost update costs one sample */
+        rt.cpu_seconds[region] += spent;
+    }
+}
+
+double __offload_cpu_seconds(int region, long long *calls)
+{
+    if (region < 0 || region >= CPU_TIMED) {
+        *calls = 0;
+        return 0.0;
+    }
+    *calls = rt.cpu_calls[region];
+    return rt.cpu_seconds[region];
 }
 
 void __offload_set_dispatcher(__offload_dispatcher_fn fn)

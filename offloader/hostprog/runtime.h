@@ -19,6 +19,12 @@ typedef void (*__offload_free_hook_fn)(void *base, long long size, int keeps_dat
  * original loop on the CPU (always 0 while no dispatcher is registered). */
 int __offload_dispatch(int region, void **addrs, const long long *sizes);
 
+/* Seconds on a monotonic clock; a region's CPU loop reports its start when it ends, and
+ * __offload_cpu_seconds gives the total (and call count) per region. */
+double __offload_clock(void);
+void __offload_cpu_done(int region, double started);
+double __offload_cpu_seconds(int region, long long *calls);
+
 /* Registration. The first call of either of these two registers the exit hook's caller with
  * atexit() (before main, so after the user's own handlers at exit): the hook then runs on
  * return from main and on exit() from anywhere, before stdio is flushed. */

@@ -51,6 +51,7 @@ def install_device_dispatcher(library: ctypes.CDLL, regions, options):
 
     def flush() -> None:
         dispatcher.account_host_copies()
+        dispatcher.collect_cpu_times()
         stats = {"schema": STATS_SCHEMA, "device": device.name, "device_kind": device.kind,
                  "timing": device.timing_label, "total_seconds": time.perf_counter() - started,
                  "regions": {str(rid): asdict(s) for rid, s in dispatcher.stats.items()}}

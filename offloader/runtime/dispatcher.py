@@ -36,6 +36,8 @@ class RegionStats:
     alias_fallbacks: int = 0
     kernel_seconds: float = 0.0
     transfer_seconds: float = 0.0
+    cpu_seconds: float = 0.0              # measured time in the region's CPU loop, all its calls
+    cpu_calls: int = 0
     h2d_bytes: int = 0
     d2h_bytes: int = 0
     verify_d2h_bytes: int = 0
@@ -119,6 +121,15 @@ class DeviceDispatcher:
             stats.verify_d2h_bytes += sum(self.residency.copied_on_access().values())
         stats.device_runs += 1
         return 1
+
+    def collect_cpu_times(self) -> None:
+        """Read what the C runtime measured in each region's CPU loop."""
+        seconds = getattr(self.library, "__offload_cpu_seconds")
+        seconds.argtypes, seconds.restype = [ctypes.c_int, ctypes.POINTER(ctypes.c_longlong)], ctypes.c_double
+        for region_id, stats in self.stats.items():
+            calls = ctypes.c_longlong()
+            stats.cpu_seconds = seconds(region_id, ctypes.byref(calls))
+            stats.cpu_calls = calls.value
 
     def account_host_copies(self) -> None:
         """Charge what host code made come back since the last call to the regions that wrote it."""

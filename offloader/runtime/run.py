@@ -169,6 +169,7 @@ def _report(options, run, regions, build, first, second, offloaded, stats_path, 
             "kernel_seconds": entry.get("kernel_seconds", 0.0), "h2d_bytes": entry.get("h2d_bytes", 0),
             "d2h_bytes": entry.get("d2h_bytes", 0), "verify_d2h_bytes": entry.get("verify_d2h_bytes", 0),
             "transfer_seconds": entry.get("transfer_seconds", 0.0),
+            "cpu_seconds": entry.get("cpu_seconds", 0.0), "cpu_calls": entry.get("cpu_calls", 0),
             "alias_fallbacks": entry.get("alias_fallbacks", 0), "cpu_fallbacks": entry.get("cpu_fallbacks", 0),
             "fallback_reasons": entry.get("fallback_reasons", []), "mismatches": mismatches,
             "errors": entry.get("errors", []), "shapes": entry.get("shapes", []), "timing": label})
