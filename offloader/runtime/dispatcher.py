@@ -311,7 +311,7 @@ def launch_grid(plan: KernelPlan, scalars: dict) -> tuple[int, int, int]:
     depth = len(plan.loops)
     values = dict(scalars)
     for k, loop in enumerate(plan.loops):
-        axis = depth - 1 - k                            # kernel.Variant's default map
+        axis = plan.axes[k] if plan.axes else depth - 1 - k      # kernel.Variant's default map
         trips = []
         for outer in _outer_extremes(plan.loops[:k], values):
             start, end = evaluate(loop.start, outer), evaluate(loop.end, outer)

@@ -72,6 +72,7 @@ class KernelPlan:
     loops: tuple[LoopBounds, ...]
     footprints: tuple[Footprint, ...] = ()
     ranges: tuple[LoopRange, ...] = ()
+    axes: tuple[int, ...] = ()          # grid axis of each mapped loop (0 = x); () = the default
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -82,7 +83,7 @@ class KernelPlan:
         data["loops"] = tuple(LoopBounds(**loop) for loop in data["loops"])
         data["footprints"] = tuple(Footprint(**{**f, "loops": tuple(f["loops"])}) for f in data.get("footprints", ()))
         data["ranges"] = tuple(LoopRange(**r) for r in data.get("ranges", ()))
-        for key in ("arguments", "grid", "block", "writes", "no_alias"):
+        for key in ("arguments", "grid", "block", "writes", "no_alias", "axes"):
             data[key] = tuple(data[key])
         return cls(**data)
 
@@ -100,7 +101,7 @@ def plan_for(kernel: KernelSource) -> KernelPlan:
     return KernelPlan(region.id, kernel.name, kernel.final_name, kernel.arguments, DEFAULT_GRID[depth],
                       tuple(kernel.variant.block_for(depth)), tuple(sorted(region.top.writes)),
                       tuple(sorted(region.top.no_alias)),
-                      tuple(loops), footprints, ranges)
+                      tuple(loops), footprints, ranges, tuple(kernel.variant.axes_for(depth)))
 
 
 def region_footprints(region: Region) -> tuple[tuple[Footprint, ...], tuple[LoopRange, ...]]:

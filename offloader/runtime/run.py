@@ -24,7 +24,7 @@ from ..hostprog.compiler import BuildError
 from ..hostprog.runner import runner_command, runner_env
 from .compare import compare_outputs
 from .limits import MemoryLimit
-from .plan import plan_for
+from .plan import KernelPlan, plan_for
 
 SCHEMA = 1
 
@@ -47,62 +47,93 @@ class RunOptions:
 def run_program(options: BuildOptions, run: RunOptions) -> dict:
     """Build, run and verify; the build folder is removed afterwards unless run.workdir names one."""
     if run.workdir:
-        return _run_program(options, run, run.workdir)
+        return PreparedProgram(options, run.workdir, run.progress).run(run)
     with tempfile.TemporaryDirectory(prefix="offload-run-") as workdir:
-        report = _run_program(options, run, workdir)
+        report = PreparedProgram(options, workdir, run.progress).run(run)
     report["workdir"] = None
     return report
 
 
-def _run_program(options: BuildOptions, run: RunOptions, workdir: str) -> dict:
-    say = run.progress or (lambda message: None)
-    say("analysing")
-    result = analyze_program(options)
-    regions, rejected = find_regions(result)
-    preamble = kernel_preamble(top_level_types(result))
-    kernels, notes = {}, [{"loop": r.location, "reason": r.reason} for r in rejected]
-    for region in regions:
-        try:
-            kernels[region.id] = generate_kernel(region, Variant(), preamble)
-        except KernelError as exc:
-            notes.append({"loop": str(region.top.loop.location), "reason": str(exc)})
-    regions = [r for r in regions if r.id in kernels]
-    say(f"building the host program with {len(regions)} region(s)")
-    try:
-        build = build_host_library(result, regions, options, os.path.join(workdir, "host"))
-        reference = build_reference_program(options, os.path.join(workdir, "reference"))
-    except BuildError as exc:
-        raise UserError(f"the program does not build: {exc}") from None
-    for rid, why in build.skipped.items():
-        notes.append({"loop": str(next(r for r in regions if r.id == rid).top.loop.location), "reason": why})
-    wrapped = [r for r in regions if r.id in build.regions]
-    kind, why = choose_kind(run.device)
-    module = generate_module([kernels[r.id] for r in wrapped], preamble)
-    kernels_path = os.path.join(workdir, "kernels.cu")
-    with open(kernels_path, "w") as handle:
-        handle.write(module)
-    plans_path = os.path.join(workdir, "plans.json")
-    with open(plans_path, "w") as handle:
-        json.dump({str(r.id): plan_for(kernels[r.id]).to_json() for r in wrapped}, handle)
+class PreparedProgram:
+    """One analysis and one host build of a program, run with any set of regions on the
+    device and any kernel variants (the tuner's candidates) without rebuilding."""
 
-    if kind == "emu":          # compile here, outside the program's memory limit (cached by content)
+    def __init__(self, options: BuildOptions, workdir: str, progress=None):
+        self.options, self.workdir = options, os.path.abspath(workdir)
+        say = progress or (lambda message: None)
+        say("analysing")
+        self.result = result = analyze_program(options)
+        regions, rejected = find_regions(result)
+        self.preamble = kernel_preamble(top_level_types(result))
+        self.notes = [{"loop": r.location, "reason": r.reason} for r in rejected]
+        usable = []
+        for region in regions:
+            try:
+                generate_kernel(region, Variant(), self.preamble)
+                usable.append(region)
+            except KernelError as exc:
+                self.notes.append({"loop": str(region.top.loop.location), "reason": str(exc)})
+        say(f"building the host program with {len(usable)} region(s)")
         try:
-            open_device("emu").compile(module)
-        except CompileError as exc:
-            notes.append({"loop": "all regions", "reason": f"the kernels do not compile: {exc}"})
-    say("running the CPU original twice")
-    first, second = (_run([reference, *run.args], run.timeout, limit=run.memory_limit) for _ in range(2))
-    say(f"running with regions {run.gpu_regions} on the {'GPU' if kind == 'cuda' else 'emulated device'} ({why})")
-    stats_path = os.path.join(workdir, "stats.json")
-    command = runner_command(build.library, list(run.args), dispatcher="device", stats=stats_path,
-                             argv0=reference)
-    command[command.index("--"):command.index("--")] = [
-        "--plans", plans_path, "--kernels", kernels_path, "--device", kind, "--order", run.order,
-        "--regions", run.gpu_regions] + (["--verify-regions"] if run.verify in ("region", "both") else [])
-    offloaded = _run(command, run.timeout, env=runner_env(), limit=run.memory_limit)
-    report = _report(options, run, wrapped, build, first, second, offloaded, stats_path, notes, workdir)
-    report["device_choice"] = why
-    return report
+            self.build = build_host_library(result, usable, options, os.path.join(self.workdir, "host"))
+            self.reference = build_reference_program(options, os.path.join(self.workdir, "reference"))
+        except BuildError as exc:
+            raise UserError(f"the program does not build: {exc}") from None
+        for rid, why in self.build.skipped.items():
+            self.notes.append({"loop": str(next(r for r in usable if r.id == rid).top.loop.location), "reason": why})
+        self.regions = [r for r in usable if r.id in self.build.regions]
+        self._references: dict[tuple, tuple] = {}
+
+    def kernels(self, variants: dict[int, Variant] | None = None) -> tuple[str, dict[int, KernelPlan]]:
+        """The CUDA module and plans for these variants (the default for regions not named);
+        KernelError if a variant does not suit its region."""
+        variants = variants or {}
+        sources = [generate_kernel(r, variants.get(r.id, Variant()), self.preamble) for r in self.regions]
+        return generate_module(sources, self.preamble), {k.region.id: plan_for(k) for k in sources}
+
+    def reference_runs(self, run: RunOptions) -> tuple["Outcome", "Outcome"]:
+        """The CPU original, run twice (outputs that differ between the two are unstable)."""
+        key = (tuple(run.args), run.timeout, run.memory_limit)
+        if key not in self._references:
+            self._references[key] = tuple(_run([self.reference, *run.args], run.timeout, limit=run.memory_limit)
+                                          for _ in range(2))
+        return self._references[key]
+
+    def run(self, run: RunOptions, variants: dict[int, Variant] | None = None, tag: str = "") -> dict:
+        """One run; its kernels, plans and statistics go in the build folder, or in its
+        subfolder `tag`."""
+        say = run.progress or (lambda message: None)
+        folder = os.path.join(self.workdir, tag) if tag else self.workdir
+        os.makedirs(folder, exist_ok=True)
+        notes = list(self.notes)
+        kind, why = choose_kind(run.device)
+        module, plans = self.kernels(variants)
+        kernels_path, plans_path = os.path.join(folder, "kernels.cu"), os.path.join(folder, "plans.json")
+        with open(kernels_path, "w") as handle:
+            handle.write(module)
+        with open(plans_path, "w") as handle:
+            json.dump({str(rid): plan.to_json() for rid, plan in plans.items()}, handle)
+        if kind == "emu":          # compile here, outside the program's memory limit (cached by content)
+            try:
+                open_device("emu").compile(module)
+            except CompileError as exc:
+                notes.append({"loop": "all regions", "reason": f"the kernels do not compile: {exc}"})
+        say("running the CPU original twice")
+        first, second = self.reference_runs(run)
+        say(f"running with regions {run.gpu_regions} on the {'GPU' if kind == 'cuda' else 'emulated device'} ({why})")
+        stats_path = os.path.join(folder, "stats.json")
+        if os.path.exists(stats_path):
+            os.remove(stats_path)
+        command = runner_command(self.build.library, list(run.args), dispatcher="device", stats=stats_path,
+                                 argv0=self.reference)
+        command[command.index("--"):command.index("--")] = [
+            "--plans", plans_path, "--kernels", kernels_path, "--device", kind, "--order", run.order,
+            "--regions", run.gpu_regions] + (["--verify-regions"] if run.verify in ("region", "both") else [])
+        offloaded = _run(command, run.timeout, env=runner_env(), limit=run.memory_limit)
+        report = _report(self.options, run, self.regions, self.build, first, second, offloaded, stats_path, notes,
+                         folder)
+        report["device_choice"] = why
+        return report
 
 
 @dataclass
