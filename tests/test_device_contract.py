@@ -1,4 +1,5 @@
-"""One suite, every device: the emulator always, the GPU (pycuda) where there is one.
+"""One suite, every device: the emulator always, the GPU (through pycuda, and through CuPy)
+where there is one.
 
 Like Optuna's storage tests: whatever passes here, the runtime may rely on for both.
 """
@@ -15,18 +16,21 @@ from offloader.device import (GARBAGE_WORD, CompileError, CompileFailure, Launch
 KERNELS = Path(__file__).parent / "fixtures" / "kernels"
 
 
-def _cuda_or_skip():
-    from offloader.device.pycuda_device import cuda_available
+def _gpu_or_skip(library):
+    from offloader.device import cupy_device, pycuda_device
 
-    ok, why = cuda_available()
+    device_class, available = {"pycuda": (pycuda_device.CudaDevice, pycuda_device.cuda_available),
+                               "cupy": (cupy_device.CupyDevice, cupy_device.cupy_available)}[library]
+    ok, why = available()
     if not ok:
         pytest.skip(why)
-    return open_device("cuda")
+    return device_class()
 
 
-@pytest.fixture(scope="module", params=["emu", pytest.param("cuda", marks=pytest.mark.gpu)])
+@pytest.fixture(scope="module", params=["emu", pytest.param("pycuda", marks=pytest.mark.gpu),
+                                        pytest.param("cupy", marks=pytest.mark.gpu)])
 def device(request):
-    dev = _cuda_or_skip() if request.param == "cuda" else open_device("emu")
+    dev = open_device("emu") if request.param == "emu" else _gpu_or_skip(request.param)
     yield dev
     dev.close()
 

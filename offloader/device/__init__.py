@@ -1,7 +1,8 @@
-"""Devices that compile CUDA kernel text and run it: a GPU through pycuda, or the emulator.
+"""Devices that compile CUDA kernel text and run it: a GPU through pycuda or CuPy, or the emulator.
 
-`open_device("auto")` takes the GPU when pycuda imports and sees one, else the emulator;
-`choose_kind` says which and why.  Nothing here imports pycuda until a GPU is asked for.
+`open_device("auto")` takes the GPU when pycuda, else CuPy, imports and sees one, else the
+emulator; `"cuda"` takes the GPU the same way, without the fallback.  `choose_kind` says which
+and why, `gpu_library` which library.  Nothing here imports pycuda or CuPy until a GPU is asked for.
 """
 
 from __future__ import annotations
@@ -14,29 +15,59 @@ from .errors import CompileError, CompileFailure, DeviceError, LaunchError, Laun
 KINDS = ("auto", "cuda", "emu")
 
 __all__ = ["GARBAGE_WORD", "KINDS", "CompileError", "CompileFailure", "Device", "DeviceBuffer",
-           "DeviceError", "LaunchError", "LaunchFailure", "Module", "choose_kind", "open_device"]
+           "DeviceError", "LaunchError", "LaunchFailure", "Module", "choose_kind", "gpu_library",
+           "open_device"]
 
 
 def choose_kind(kind: str = "auto") -> tuple[str, str]:
     """("cuda" | "emu", the reason), for `open_device(kind)`."""
-    if kind not in KINDS:
-        raise ValueError(f"device kind must be one of {KINDS}, not {kind!r}")
-    if kind != "auto":
-        return kind, f"{kind} was asked for"
+    chosen, _, why = _choose(kind)
+    return chosen, why
+
+
+def gpu_library() -> tuple[str | None, str]:
+    """("pycuda" | "cupy", what it found): the first of them that imports and sees a GPU;
+    (None, why neither does) otherwise."""
+    from .cupy_device import cupy_available
     from .pycuda_device import cuda_available
 
-    ok, why = cuda_available()
-    return ("cuda", f"pycuda found {why}") if ok else ("emu", f"emulated: {why}")
+    reasons = []
+    for library, available in (("pycuda", cuda_available), ("cupy", cupy_available)):
+        ok, why = available()
+        if ok:
+            return library, f"{library} found {why}"
+        reasons.append(why)
+    return None, "; ".join(reasons)
 
 
 def open_device(kind: str = "auto", **options) -> Device:
     """A device of `kind`; `options` go to its constructor (e.g. order= for the emulator)."""
-    chosen, why = choose_kind(kind)
+    chosen, library, why = _choose(kind)
     logging.getLogger(__name__).info("device: %s (%s)", chosen, why)
-    if chosen == "cuda":
+    if library == "pycuda":
         from .pycuda_device import CudaDevice
 
         return CudaDevice(**options)
+    if library == "cupy":
+        from .cupy_device import CupyDevice
+
+        return CupyDevice(**options)
+    if chosen == "cuda":
+        raise RuntimeError(why)
     from .emulated import EmulatedDevice
 
     return EmulatedDevice(**options)
+
+
+def _choose(kind: str) -> tuple[str, str | None, str]:
+    """(kind, GPU library or None, why): `cuda` and `auto` take the GPU of `gpu_library`,
+    and `auto` the emulator when there is none."""
+    if kind not in KINDS:
+        raise ValueError(f"device kind must be one of {KINDS}, not {kind!r}")
+    if kind == "emu":
+        return kind, None, "emu was asked for"
+    library, why = gpu_library()
+    if kind == "cuda":
+        return kind, library, (f"cuda was asked for: {why}" if library
+                               else f"cuda was asked for, but no GPU library works: {why}")
+    return ("cuda", library, why) if library else ("emu", None, f"emulated: {why}")
