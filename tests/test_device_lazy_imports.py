@@ -18,11 +18,10 @@ def test_device_modules_and_auto_choice_without_a_gpu_load_no_pycuda():
 
 
 def test_auto_says_which_device_it_chose_and_why():
-    from offloader.device import choose_kind, open_device
-    from offloader.device.pycuda_device import cuda_available
+    from offloader.device import choose_kind, gpu_library, open_device
 
     kind, why = choose_kind("auto")
-    assert kind == ("cuda" if cuda_available()[0] else "emu") and why
+    assert kind == ("cuda" if gpu_library()[0] else "emu") and why
     assert open_device("emu").kind == "emulated"
     with pytest.raises(ValueError):
         choose_kind("opencl")

@@ -120,12 +120,13 @@ def build_host_library(result: AnalysisResult, regions: list[Region], options: B
 
 def build_reference_program(options: BuildOptions, workdir: str) -> str:
     """The unmodified program as a normal executable: the CPU original that program-level
-    verification compares against. Returns its path."""
+    verification compares against (peak_rss.c added: it reports the program's peak memory
+    when asked, and does nothing otherwise). Returns its path."""
     os.makedirs(workdir, exist_ok=True)
     executable = os.path.join(os.path.abspath(workdir), "reference")
     outcome, = compiler.run([Job("building the reference program",
                                  (cc(*BASE_FLAGS, *options.preprocessor_flags(), *options.sources,
-                                     "-o", executable, "-lm"),), executable)])
+                                     runtime_file("peak_rss.c"), "-o", executable, "-lm"),), executable)])
     compiler.check(outcome)
     return executable
 

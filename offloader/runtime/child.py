@@ -54,6 +54,7 @@ def install_device_dispatcher(library: ctypes.CDLL, regions, options):
         dispatcher.collect_cpu_times()
         stats = {"schema": STATS_SCHEMA, "device": device.name, "device_kind": device.kind,
                  "timing": device.timing_label, "total_seconds": time.perf_counter() - started,
+                 "device_memory_peak_bytes": dispatcher.residency.peak_bytes,
                  "regions": {str(rid): asdict(s) for rid, s in dispatcher.stats.items()}}
         partial = options.stats + ".partial"
         with open(partial, "w") as handle:

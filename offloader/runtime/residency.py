@@ -57,6 +57,7 @@ class Residency:
         self._c = _Bound(library)
         self._copy_kind_set = False
         self._copied: dict[int, int] = {}        # region -> bytes copied back on host access
+        self.device_bytes = self.peak_bytes = 0  # device memory the copies hold, now and at most
 
     # ---- before a launch ---------------------------------------------------------------
     def allocation(self, base: int, size: int, kind: int, unit: int) -> Allocation:
@@ -68,6 +69,8 @@ class Residency:
             found = None
         if found is None:
             buffer = self.device.alloc(size)
+            self.device_bytes += size
+            self.peak_bytes = max(self.peak_bytes, self.device_bytes)
             count = -(-size // unit)
             found = Allocation(base, size, buffer, unit, np.zeros(count, np.uint8), np.zeros(count, np.uint8), -1)
             self.allocations[base] = found
@@ -156,6 +159,7 @@ class Residency:
         if keeps_data:
             copied += self._copy_back(alloc)
         self.device.free(alloc.buffer)
+        self.device_bytes -= alloc.size
         return alloc.last_writer, copied
 
     # ---- helpers -----------------------------------------------------------------------

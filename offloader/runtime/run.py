@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -95,8 +96,15 @@ class PreparedProgram:
         """The CPU original, run twice (outputs that differ between the two are unstable)."""
         key = (tuple(run.args), run.timeout, run.memory_limit)
         if key not in self._references:
-            self._references[key] = tuple(_run([self.reference, *run.args], run.timeout, limit=run.memory_limit)
-                                          for _ in range(2))
+            peak_file = os.path.join(self.workdir, "reference", "peak_rss")
+            env = {**os.environ, "OFFLOAD_PEAK_RSS_FILE": peak_file}
+            runs = [_run([self.reference, *run.args], run.timeout, env=env, limit=run.memory_limit) for _ in range(2)]
+            try:
+                with open(peak_file) as handle:
+                    runs[0].peak_rss = int(handle.read())
+            except (OSError, ValueError):
+                runs[0].peak_rss = None      # it did not exit normally
+            self._references[key] = tuple(runs)
         return self._references[key]
 
     def run(self, run: RunOptions, variants: dict[int, Variant] | None = None, tag: str = "") -> dict:
@@ -144,25 +152,47 @@ class Outcome:
     seconds: float
     failure: str = ""          # typed: timeout | memory limit | crash | ""
     memory_limit: str = ""     # how the memory limit was applied, or why not
+    peak_rss: int | None = None  # bytes, the program's largest resident set (the reference's)
 
 
 def _run(command: list[str], timeout: float, env=None, limit: int = 0) -> Outcome:
+    """Run to completion or timeout, under the memory limit."""
     started = time.perf_counter()
     with MemoryLimit(limit) as memory:
+        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                                preexec_fn=memory.enter)
+        timer = threading.Timer(timeout, proc.kill)
+        timer.start()
         try:
-            done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env,
-                                  errors="replace", preexec_fn=memory.enter)
-        except subprocess.TimeoutExpired as exc:
-            return Outcome(None, _text(exc.stdout), _text(exc.stderr), time.perf_counter() - started, "timeout",
-                           memory.applied)
+            out, err = _drain(proc)
+            status = os.waitpid(proc.pid, 0)[1]
+        finally:
+            timed_out = timer.finished.is_set()         # set by firing; cancel() sets it after
+            timer.cancel()
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        seconds = time.perf_counter() - started
+        if timed_out:
+            return Outcome(None, out, err, seconds, "timeout", memory.applied)
         failure = ""
-        if done.returncode < 0:
+        if proc.returncode < 0:
             failure = "memory limit" if memory.hit() else "crash"
-    return Outcome(done.returncode, done.stdout, done.stderr, time.perf_counter() - started, failure, memory.applied)
+    return Outcome(proc.returncode, out, err, seconds, failure, memory.applied)
 
 
-def _text(data) -> str:
-    return data.decode(errors="replace") if isinstance(data, bytes) else (data or "")
+def _drain(proc: subprocess.Popen) -> tuple[str, str]:
+    """Both pipes read to their end at once (one full pipe must not block the other)."""
+    texts = {}
+
+    def read(name, pipe):
+        texts[name] = pipe.read().decode(errors="replace")
+        pipe.close()
+
+    readers = [threading.Thread(target=read, args=(n, p)) for n, p in (("out", proc.stdout), ("err", proc.stderr))]
+    for reader in readers:
+        reader.start()
+    for reader in readers:
+        reader.join()
+    return texts["out"], texts["err"]
 
 
 def _report(options, run, regions, build, first, second, offloaded, stats_path, notes, workdir) -> dict:
@@ -174,6 +204,7 @@ def _report(options, run, regions, build, first, second, offloaded, stats_path, 
     report = {"schema": SCHEMA, "file": options.sources[0], "workdir": workdir, "gpu_regions": run.gpu_regions,
               "device": stats.get("device", run.device), "order": run.order, "timing": label,
               "total_seconds": stats.get("total_seconds"), "cpu_seconds": first.seconds,
+              "cpu_peak_rss_bytes": first.peak_rss, "device_memory_peak_bytes": stats.get("device_memory_peak_bytes"),
               "memory_limit": {"bytes": run.memory_limit, "applied": offloaded.memory_limit},
               "not_offloaded": notes, "regions": []}
     failures = []
