@@ -59,7 +59,8 @@ def _union(parts: list) -> Optional[np.ndarray]:
         return None
     if not parts:
         return np.zeros(0, dtype=np.int64)
-    return np.unique(np.concatenate(parts))
+    merged = np.sort(np.concatenate(parts))          # np.unique is several times slower here
+    return merged[np.concatenate(([True], merged[1:] != merged[:-1]))] if merged.size else merged
 
 
 def _elements(footprint: Footprint, ranges: dict[str, LoopRange], values: dict[str, int],
