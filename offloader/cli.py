@@ -101,6 +101,9 @@ def _register_stage_verbs() -> None:
     from sizing.cli import register as register_sizing
     from vgpu.cli import register as register_vgpu
 
+    from .tune.cli import register as register_tune
+
+    register_tune(main)
     register_sizing(main)
     register_vgpu(main)
     register_deploy(main)

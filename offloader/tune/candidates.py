@@ -1,0 +1,256 @@
+"""The tuner's objective for a real program: run a configuration (which regions on the GPU,
+with which launch settings) through the prepared program, verify it, and time it.
+
+On a GPU the time is measured: one warm-up run, then `repeats` runs, the median kept, every
+run verified against the CPU original. On the emulated device the kernels' times mean nothing
+for a GPU, so the configuration is verified by emulation and its time is modeled:
+
+    modeled = all-CPU time (measured) - the CPU time of the regions moved to the GPU (measured)
+              + their modeled GPU time on the named board (kernels, launches, the transfers
+                this placement causes, counted in bytes by the runtime)
+
+A bad candidate never raises: it is an Outcome with a typed failure.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import statistics
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Optional
+
+from ..codegen.kernel import KernelError, Variant
+from ..codegen.regions import top_level_types
+from ..runtime.run import PreparedProgram, RunOptions
+from .objective import Outcome, RegionProfile
+from .space import Config, Region, Space
+
+BLOCKS = {1: ("128x1x1", "256x1x1", "64x1x1", "512x1x1"),
+          2: ("32x8x1", "16x16x1", "32x4x1", "64x4x1"),
+          3: ("8x8x4", "32x4x2", "16x8x2", "32x2x4")}
+AXES = {2: ("default", "swapped"), 3: ("default", "outer-x")}
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One configuration's verified run, for the outputs: its report and model (if any)."""
+
+    outcome: Outcome
+    report: dict
+    model: Optional[dict]
+
+
+def search_space(prepared: PreparedProgram) -> Space:
+    """Per region: block shape, loop-to-axis map (nests of 2 or 3) and reduction scheme
+    (`atomic` only where every reduction is a `+`)."""
+    regions = []
+    for region in prepared.regions:
+        depth = len(region.mapped)
+        options = {"block": BLOCKS[depth]}
+        if depth in AXES:
+            options["axes"] = AXES[depth]
+        if region.reductions and all(op == "+" for _, op in region.reductions):
+            options["reduction"] = ("tree", "atomic")
+        regions.append(Region(str(region.id), options))
+    return Space(regions)
+
+
+def variant_of(settings, depth: int) -> Variant:
+    values = dict(settings or ())
+    block = tuple(int(v) for v in values["block"].split("x")) if "block" in values else None
+    axes = None
+    if values.get("axes") == "swapped":
+        axes = (0, 1)
+    elif values.get("axes") == "outer-x":
+        axes = (0, 2, 1)
+    return Variant(block=block, axes=axes, reduction=values.get("reduction", "tree"))
+
+
+class ProgramObjective:
+    """Measures configurations of one prepared program (see the module docstring)."""
+
+    def __init__(self, prepared: PreparedProgram, run: RunOptions, args_sets: list[tuple[str, ...]],
+                 gpu_model: Optional[str], store: Path, identity: str, repeats: int = 3):
+        self.prepared, self.run_options, self.args_sets = prepared, run, args_sets or [()]
+        self.gpu_model, self.repeats = gpu_model, repeats
+        self.store, self.identity = store, identity      # what a resumed run needs to write its outputs
+        store.mkdir(parents=True, exist_ok=True)
+        self.depths = {str(r.id): len(r.mapped) for r in prepared.regions}
+        self._ops = None
+        self._baseline: Optional[list[dict]] = None
+        self.measurements: dict[str, Measurement] = {}
+        self.count = 0
+
+    # ---- the baseline ------------------------------------------------------------------
+    def baseline(self) -> list[dict]:
+        """The all-CPU runs (one report per args set, median of the repeats): CPU time of the
+        program's work and of each region's loop, measured."""
+        if self._baseline is None:
+            saved = self._load("baseline")
+            if saved is not None:
+                self._baseline = saved["reports"]
+            else:
+                self._baseline = [self._median_run("none", {}, args, f"cpu-{k}")
+                                  for k, args in enumerate(self.args_sets)]
+                if all(r["verified"] for r in self._baseline):
+                    self._save("baseline", {"reports": self._baseline})
+        return self._baseline
+
+    def measurement(self, key: str) -> Optional[Measurement]:
+        """A configuration's measurement from this run or, after a resume, from the store."""
+        if key in self.measurements:
+            return self.measurements[key]
+        saved = self._load(key)
+        if saved is None:
+            return None
+        return Measurement(Outcome.from_dict(saved["outcome"]), saved["report"], saved["model"])
+
+    def _remember(self, key: str, measurement: Measurement) -> None:
+        self.measurements[key] = measurement
+        self._save(key, {"outcome": measurement.outcome.to_dict(), "report": measurement.report,
+                         "model": measurement.model})
+
+    def _path(self, key: str) -> Path:
+        return self.store / (hashlib.sha256(f"{self.identity}:{key}".encode()).hexdigest()[:24] + ".json")
+
+    def _load(self, key: str) -> Optional[dict]:
+        try:
+            return json.loads(self._path(key).read_text())
+        except (OSError, ValueError):
+            return None
+
+    def _save(self, key: str, data: dict) -> None:
+        partial = self._path(key).with_suffix(".partial")
+        partial.write_text(json.dumps(data))
+        partial.replace(self._path(key))
+
+    def cpu_seconds(self) -> float:
+        return sum(report["total_seconds"] for report in self.baseline())
+
+    # ---- one configuration -------------------------------------------------------------
+    def evaluate(self, config: Config) -> Outcome:
+        self.count += 1
+        gpu = [int(rid) for rid in config.gpu_regions]
+        variants = {int(rid): variant_of(config.settings(rid), self.depths[rid]) for rid in config.gpu_regions}
+        try:
+            self.prepared.kernels(variants)
+        except KernelError as exc:
+            single = config.gpu_regions[0] if len(config.gpu_regions) == 1 else None
+            return Outcome.failure("compile_error", str(exc), region=single)
+        baseline = self.baseline()
+        if not gpu:
+            outcome = Outcome("ok", self.cpu_seconds(), kind="measured",
+                              regions={str(r["id"]): RegionProfile(cpu_seconds=r["cpu_seconds"])
+                                       for r in _merged(baseline)})
+            self._remember(config.key, Measurement(outcome, baseline[0], None))
+            return outcome
+        spec = ",".join(map(str, gpu))
+        reports = []
+        for k, args in enumerate(self.args_sets):
+            report = self._median_run(spec, variants, args, f"trial-{self.count}-{k}")
+            failure = _failure(report)
+            if failure is not None:
+                return failure
+            reports.append(report)
+        if reports[0]["timing"] == "measured":
+            outcome = self._measured(reports, gpu)
+            model = None
+        else:
+            outcome, model = self._modeled(reports, baseline, gpu)
+        self._remember(config.key, Measurement(outcome, reports[0], model))
+        return outcome
+
+    def _measured(self, reports, gpu) -> Outcome:
+        regions = {}
+        for r in _merged(reports):
+            if r["id"] in gpu:
+                regions[str(r["id"])] = RegionProfile(gpu_seconds=r["kernel_seconds"] + r["transfer_seconds"],
+                                                      transfer_seconds=r["transfer_seconds"])
+            else:
+                regions[str(r["id"])] = RegionProfile(cpu_seconds=r["cpu_seconds"])
+        return Outcome("ok", sum(r["total_seconds"] for r in reports), kind="measured", regions=regions)
+
+    def _modeled(self, reports, baseline, gpu) -> tuple[Outcome, dict]:
+        from .gpumodel import model_run
+
+        total, regions, models = 0.0, {}, []
+        for report, cpu in zip(reports, baseline):
+            model = model_run(report, report["workdir"], self.ops(), self.gpu_model)
+            models.append(model.to_json())
+            by_region = {m.region: m for m in model.regions}
+            cpu_by_id = {r["id"]: r["cpu_seconds"] for r in cpu["regions"]}
+            seconds = cpu["total_seconds"]
+            for rid in gpu:
+                modeled = by_region.get(rid)
+                if modeled is None:
+                    continue          # no call reached the device (e.g. every call fell back)
+                seconds += modeled.gpu_seconds - cpu_by_id.get(rid, 0.0)
+                previous = regions.get(str(rid), RegionProfile(gpu_seconds=0.0, transfer_seconds=0.0))
+                regions[str(rid)] = RegionProfile(gpu_seconds=previous.gpu_seconds + modeled.gpu_seconds,
+                                                  transfer_seconds=previous.transfer_seconds + modeled.transfer_seconds)
+            total += max(seconds, 0.0)
+        for r in _merged(baseline):
+            regions.setdefault(str(r["id"]), RegionProfile(cpu_seconds=r["cpu_seconds"]))
+        return Outcome("ok", total, kind="modeled", regions=regions), {"models": models}
+
+    def ops(self) -> dict:
+        if self._ops is None:
+            from .opcount import region_ops
+
+            types = top_level_types(self.prepared.result)
+            self._ops = {r.id: region_ops(r, types) for r in self.prepared.regions}
+        return self._ops
+
+    # ---- runs --------------------------------------------------------------------------
+    def _median_run(self, gpu_regions: str, variants: dict, args: tuple, tag: str) -> dict:
+        """The first run verifies at both levels (and warms up). Where its time counts (a GPU,
+        or the all-CPU baseline) `repeats` more runs follow, verified at program level, and
+        the median one is kept; on the emulator the model needs only the first."""
+        options = replace(self.run_options, gpu_regions=gpu_regions, args=tuple(args), verify="both", progress=None)
+        first = self.prepared.run(options, variants, tag=tag)
+        if not first["verified"] or (first["timing"] != "measured" and gpu_regions != "none"):
+            return first
+        quiet = replace(options, verify="program")
+        runs = [self.prepared.run(quiet, variants, tag=f"{tag}-r{k}") for k in range(self.repeats)]
+        failed = next((r for r in runs if not r["verified"]), None)
+        if failed is not None or not runs:
+            return failed or first
+        middle = statistics.median_low([r["total_seconds"] for r in runs])
+        chosen = next(r for r in runs if r["total_seconds"] == middle)
+        return {**chosen, "workdir": first["workdir"], "runs_seconds": [r["total_seconds"] for r in runs]}
+
+
+def _merged(reports: list[dict]) -> list[dict]:
+    """Per region, figures summed over the args sets."""
+    merged: dict[int, dict] = {}
+    for report in reports:
+        for r in report["regions"]:
+            entry = merged.setdefault(r["id"], {"id": r["id"], "cpu_seconds": 0.0, "kernel_seconds": 0.0,
+                                                "transfer_seconds": 0.0})
+            for key in ("cpu_seconds", "kernel_seconds", "transfer_seconds"):
+                entry[key] += r.get(key, 0.0)
+    return list(merged.values())
+
+
+def _failure(report: dict) -> Optional[Outcome]:
+    """The typed failure of an unverified run, or None."""
+    if report["verified"]:
+        return None
+    failures = report["failures"]
+    text = "; ".join(failures)
+    if "timeout" in text:
+        status = "timeout"
+    elif any("did not compile" in f or "do not compile" in n.get("reason", "")
+             for f in failures for n in report.get("not_offloaded", [{}])):
+        status = "compile_error"
+    elif any("failed on the device" in f for f in failures):
+        status = "launch_error"
+    elif "crash" in text or "memory limit" in text or "exit status" in text:
+        status = "crash"
+    else:
+        status = "wrong_output"
+    region = next((str(r["id"]) for r in report["regions"] if r["mismatches"] or r["errors"]), None)
+    return Outcome.failure(status, text[:500], kind="emulated" if report["timing"] == "emulated" else "measured",
+                           region=region)

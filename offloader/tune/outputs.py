@@ -1,0 +1,106 @@
+"""The files `offload tune` leaves in results/<app>/ for the later stages: plan.json (what to
+offload and how), profile.json (where the time goes, for the sizer) and trials.csv (every
+trial of the study). Each says whether its times are measured or modeled."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+from typing import Optional
+
+PLAN_SCHEMA = 1
+PROFILE_SCHEMA = 1
+
+
+def write_json(path: Path, data: dict) -> None:
+    """Written whole or not at all: a reader never sees half a file."""
+    partial = path.with_suffix(path.suffix + ".partial")
+    partial.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(partial, path)
+
+
+def plan_document(*, app: str, identity: dict, prepared, best_key: Optional[str], space, outcome, cpu_seconds: float,
+                  verified: bool, verified_on: str, device: str, gpu_model: Optional[str], strategy: str,
+                  measurements: int, reason_none: Optional[str]) -> dict:
+    config = space.parse(best_key) if best_key else space.all_cpu()
+    regions = []
+    for region in prepared.regions:
+        settings = config.settings(str(region.id))
+        regions.append({"id": region.id, "location": str(region.top.loop.location),
+                        "device": "gpu" if settings is not None else "cpu",
+                        "settings": dict(settings) if settings is not None else None})
+    seconds = outcome.seconds if outcome is not None and outcome.ok else cpu_seconds
+    return {"schema": PLAN_SCHEMA, "app": app, "source_hash": identity["source_hash"],
+            "build_options": identity["build_options"], "args": identity["args"],
+            "regions": regions, "gpu_regions": [int(r) for r in config.gpu_regions],
+            "verified": verified, "verified_on": verified_on,
+            "cpu_seconds": cpu_seconds, "offloaded_seconds": seconds,
+            "speedup": cpu_seconds / seconds if seconds else None,
+            "timing": outcome.kind if outcome is not None else "measured",
+            "device": device, "gpu_model": gpu_model, "strategy": strategy, "measurements": measurements,
+            "reason_none": reason_none}
+
+
+def profile_document(*, app: str, kind: str, device: str, outcome, report: dict, model: Optional[dict],
+                     cpu_seconds: float) -> dict:
+    """profile.json (sizing/profile.py reads it): the chosen pattern's time split into the CPU
+    part, kernels and transfers, with peaks and a per-region breakdown."""
+    modeled = {}
+    for program in (model or {}).get("models", [])[:1]:
+        modeled = {r["region"]: r for r in program["regions"]}
+    rows, kernel_total, transfer_total, fp32, fp64 = [], 0.0, 0.0, 0.0, 0.0
+    for entry in report["regions"]:
+        rid = entry["id"]
+        on_gpu = entry.get("device_runs", 0) > 0
+        if rid in modeled:
+            m = modeled[rid]
+            kernel = m["kernel_seconds"] + m["launch_seconds"]
+            transfer, flops = m["transfer_seconds"], m["fp32_flops"] + m["fp64_flops"]
+            nbytes, precision = m["dram_bytes"], "fp64" if m["fp64_flops"] > m["fp32_flops"] else "fp32"
+            fp32, fp64 = fp32 + m["fp32_flops"], fp64 + m["fp64_flops"]
+        elif on_gpu:
+            kernel, transfer, flops, nbytes, precision = (entry["kernel_seconds"], entry["transfer_seconds"],
+                                                          None, None, None)
+        else:
+            continue
+        kernel_total += kernel
+        transfer_total += transfer
+        rows.append({"id": rid, "line": entry["line"], "kernel_seconds": kernel, "transfer_seconds": transfer,
+                     "cpu_seconds": (outcome.regions.get(str(rid)).cpu_seconds
+                                     if outcome and str(rid) in outcome.regions else None),
+                     "flops": flops, "bytes": nbytes, "h2d_bytes": entry["h2d_bytes"],
+                     "d2h_bytes": entry["d2h_bytes"], "precision": precision})
+    total = outcome.seconds if outcome is not None and outcome.ok else cpu_seconds
+    document = {"schema": PROFILE_SCHEMA, "app": app, "kind": kind, "device": device,
+                "cpu_part_seconds": max(total - kernel_total - transfer_total, 0.0),
+                "gpu_kernel_seconds": kernel_total, "transfer_seconds": transfer_total,
+                "device_memory_bytes": int(report.get("device_memory_peak_bytes") or 0),
+                "threads_used_by_cpu_part": 1, "regions": rows}
+    if report.get("cpu_peak_rss_bytes"):
+        document["host_memory_bytes"] = int(report["cpu_peak_rss_bytes"])
+    if fp32 or fp64:
+        document["precision"] = "fp64" if fp64 > fp32 else "fp32"
+    return document
+
+
+def write_trials(path: Path, study) -> int:
+    """trials.csv from the Optuna study: one row per trial, failures with their typed reason."""
+    fields = ("number", "config", "gpu_regions", "status", "seconds", "kind", "reason", "cached")
+    rows = 0
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields)
+        writer.writeheader()
+        for trial in study.get_trials(deepcopy=False):
+            attrs = trial.user_attrs
+            outcome = attrs.get("outcome", {})
+            key = attrs.get("config", "")
+            gpu = [part.split("=")[0] for part in key.split(";") if "=gpu" in part]
+            writer.writerow({"number": trial.number, "config": key, "gpu_regions": " ".join(gpu),
+                             "status": outcome.get("status", attrs.get("failed", trial.state.name.lower())),
+                             "seconds": outcome.get("seconds", ""), "kind": outcome.get("kind", ""),
+                             "reason": outcome.get("reason", attrs.get("failed", "")),
+                             "cached": not attrs.get("measured", False)})
+            rows += 1
+    return rows
