@@ -17,6 +17,7 @@ $(STAMP): pyproject.toml setup.cfg scripts/bootstrap-debian.sh
 demo: $(STAMP)
 	$(VENV)/bin/offload analyze $(DEMO_SAMPLE)
 	$(VENV)/bin/offload run $(DEMO_SAMPLE) --gpu-regions all --device auto
+	$(VENV)/bin/offload tune $(DEMO_SAMPLE) --device auto
 
 test: $(STAMP)
 	bash scripts/setup-libvirt.sh

@@ -104,10 +104,10 @@ def _install(library: ctypes.CDLL, options):
         always_cpu = DISPATCHER(lambda region, addrs, sizes: 0)
         library.__offload_set_dispatcher(always_cpu)
         return always_cpu
+    if options.dispatcher in ("record", "device") and not options.stats:
+        print(f"offload runner: --dispatcher {options.dispatcher} needs --stats or ${STATS_ENV}", file=sys.stderr)
+        sys.exit(RUNNER_FAILED)
     if options.dispatcher == "record":
-        if not options.stats:
-            print(f"offload runner: --dispatcher record needs --stats or ${STATS_ENV}", file=sys.stderr)
-            sys.exit(RUNNER_FAILED)
         manifest = options.manifest or os.path.join(os.path.dirname(os.path.abspath(options.library)),
                                                     "hostprog.json")
         return Recorder(library, read_manifest(manifest)["regions"], options.stats)

@@ -129,6 +129,10 @@ class ProgramObjective:
     def cpu_seconds(self) -> float:
         return sum(report["total_seconds"] for report in self.baseline())
 
+    def region_cpu_seconds(self) -> dict[int, float]:
+        """Each region's measured time in its CPU loop, over all args sets."""
+        return {r["id"]: r["cpu_seconds"] for r in _merged(self.baseline())}
+
     # ---- one configuration -------------------------------------------------------------
     def evaluate(self, config: Config) -> Outcome:
         self.count += 1

@@ -64,16 +64,15 @@ def tune_program(request: TuneRequest, say: Callable[[str], None] = lambda m: No
     from .strategies import make
 
     app = Path(request.options.sources[0]).stem
-    out = Path(request.out or Path("results") / app)
-    out.mkdir(parents=True, exist_ok=True)
+    out = _results_folder(Path(request.out or Path("results") / app))
     kind, why = choose_kind(request.device)
     gpu_model = request.gpu_model or ("t4" if kind == "emu" else None)
     if gpu_model is not None and gpu_model not in gpu_specs():
         raise UserError(f"--gpu-model {gpu_model}: unknown; choose from {', '.join(sorted(gpu_specs()))}")
-    identity = identity_of(request, kind, gpu_model)
     build = out / "build"
     shutil.rmtree(build, ignore_errors=True)
-    prepared = PreparedProgram(request.options, str(build), say)
+    prepared = PreparedProgram(request.options, str(build), say)      # a missing or bad source stops here
+    identity = identity_of(request, kind, gpu_model)
     space = search_space(prepared)
     run = RunOptions(device=kind, timeout=request.timeout, memory_limit=request.memory_limit)
     objective = ProgramObjective(prepared, run, request.args_sets, gpu_model if kind == "emu" else None,
@@ -81,7 +80,7 @@ def tune_program(request: TuneRequest, say: Callable[[str], None] = lambda m: No
     say(f"{len(prepared.regions)} region(s), {space.size} configuration(s); device: {why}"
         + (f"; GPU times are modeled for {gpu_model}" if kind == "emu" else ""))
     storage = request.storage or str(out / "study.db")
-    strategy = make(request.strategy, seed=request.seed)
+    strategy = make(request.strategy, **({} if request.strategy == "exhaustive" else {"seed": request.seed}))
     result = tune(space, objective, strategy, identity=identity, storage=storage, budget=request.budget,
                   time_limit=request.time_limit, on_progress=on_progress)
     opened = result.opened
@@ -115,7 +114,8 @@ def tune_program(request: TuneRequest, say: Callable[[str], None] = lambda m: No
                          measurements=result.measured, reason_none=reason_none)
     profile_device = f"{gpu_model} (modeled)" if timing == "modeled" else device
     profile = profile_document(app=app, kind=timing, device=profile_device, outcome=outcome,
-                               report=measurement.report, model=measurement.model, cpu_seconds=cpu_seconds)
+                               report=measurement.report, model=measurement.model, cpu_seconds=cpu_seconds,
+                               region_cpu_seconds=objective.region_cpu_seconds())
     write_json(out / "plan.json", plan)
     write_json(out / "profile.json", profile)
     write_trials(out / "trials.csv", _study(storage, opened.name))
@@ -123,6 +123,21 @@ def tune_program(request: TuneRequest, say: Callable[[str], None] = lambda m: No
     return {"app": app, "out": str(out), "plan": plan, "stopped": result.stopped, "measured": result.measured,
             "measured_now": result.measured_now, "trials": result.trials, "study": opened.state,
             "report": str(report), "ship_note": note}
+
+
+MARKER = ".offload-results"
+
+
+def _results_folder(out: Path) -> Path:
+    """The results folder, made if new. One that holds files offload did not write is refused:
+    the build folder in it is replaced at every run, and nothing of the user's may be lost."""
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out}: is a file, not a folder")
+    if out.exists() and any(out.iterdir()) and not (out / MARKER).exists():
+        raise UserError(f"--out {out}: holds files offload did not write; choose a new or empty folder")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / MARKER).write_text("written by offload tune; its files here are replaced by the next run\n")
+    return out
 
 
 def _all_cpu(objective: ProgramObjective, space):

@@ -44,13 +44,14 @@ def plan_document(*, app: str, identity: dict, prepared, best_key: Optional[str]
 
 
 def profile_document(*, app: str, kind: str, device: str, outcome, report: dict, model: Optional[dict],
-                     cpu_seconds: float) -> dict:
+                     cpu_seconds: float, region_cpu_seconds: dict[int, float]) -> dict:
     """profile.json (sizing/profile.py reads it): the chosen pattern's time split into the CPU
-    part, kernels and transfers, with peaks and a per-region breakdown."""
+    part, kernels and transfers, with peaks and a per-region breakdown: `regions` are those on
+    the GPU, `cpu_regions` the rest, each with its measured time on one CPU core."""
     modeled = {}
     for program in (model or {}).get("models", [])[:1]:
         modeled = {r["region"]: r for r in program["regions"]}
-    rows, kernel_total, transfer_total, fp32, fp64 = [], 0.0, 0.0, 0.0, 0.0
+    rows, cpu_rows, kernel_total, transfer_total, fp32, fp64 = [], [], 0.0, 0.0, 0.0, 0.0
     for entry in report["regions"]:
         rid = entry["id"]
         on_gpu = entry.get("device_runs", 0) > 0
@@ -64,12 +65,12 @@ def profile_document(*, app: str, kind: str, device: str, outcome, report: dict,
             kernel, transfer, flops, nbytes, precision = (entry["kernel_seconds"], entry["transfer_seconds"],
                                                           None, None, None)
         else:
+            cpu_rows.append({"id": rid, "line": entry["line"], "cpu_seconds": region_cpu_seconds.get(rid)})
             continue
         kernel_total += kernel
         transfer_total += transfer
         rows.append({"id": rid, "line": entry["line"], "kernel_seconds": kernel, "transfer_seconds": transfer,
-                     "cpu_seconds": (outcome.regions.get(str(rid)).cpu_seconds
-                                     if outcome and str(rid) in outcome.regions else None),
+                     "cpu_seconds": region_cpu_seconds.get(rid),
                      "flops": flops, "bytes": nbytes, "h2d_bytes": entry["h2d_bytes"],
                      "d2h_bytes": entry["d2h_bytes"], "precision": precision})
     total = outcome.seconds if outcome is not None and outcome.ok else cpu_seconds
@@ -77,7 +78,7 @@ def profile_document(*, app: str, kind: str, device: str, outcome, report: dict,
                 "cpu_part_seconds": max(total - kernel_total - transfer_total, 0.0),
                 "gpu_kernel_seconds": kernel_total, "transfer_seconds": transfer_total,
                 "device_memory_bytes": int(report.get("device_memory_peak_bytes") or 0),
-                "threads_used_by_cpu_part": 1, "regions": rows}
+                "threads_used_by_cpu_part": 1, "regions": rows, "cpu_regions": cpu_rows}
     if report.get("cpu_peak_rss_bytes"):
         document["host_memory_bytes"] = int(report["cpu_peak_rss_bytes"])
     if fp32 or fp64:
