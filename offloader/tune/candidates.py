@@ -24,6 +24,7 @@ from typing import Optional
 from ..codegen.kernel import KernelError, Variant
 from ..codegen.regions import top_level_types
 from ..runtime.run import PreparedProgram, RunOptions
+from .lock import measurement_lock
 from .objective import Outcome, RegionProfile
 from .space import Config, Region, Space
 
@@ -213,6 +214,10 @@ class ProgramObjective:
         or the all-CPU baseline) `repeats` more runs follow, verified at program level, and
         the median one is kept; on the emulator the model needs only the first."""
         options = replace(self.run_options, gpu_regions=gpu_regions, args=tuple(args), verify="both", progress=None)
+        with measurement_lock("cuda0" if options.device == "cuda" else "cpu"):
+            return self._timed_runs(options, gpu_regions, variants, tag)
+
+    def _timed_runs(self, options: RunOptions, gpu_regions: str, variants: dict, tag: str) -> dict:
         first = self.prepared.run(options, variants, tag=tag)
         if not first["verified"] or (first["timing"] != "measured" and gpu_regions != "none"):
             return first

@@ -20,6 +20,7 @@ from ..device import choose_kind
 from ..errors import UserError
 from ..runtime.run import PreparedProgram, RunOptions
 from .candidates import ProgramObjective, search_space, variant_of
+from .environment import environment
 from .outputs import plan_document, profile_document, write_json, write_trials
 
 
@@ -116,6 +117,7 @@ def tune_program(request: TuneRequest, say: Callable[[str], None] = lambda m: No
     profile = profile_document(app=app, kind=timing, device=profile_device, outcome=outcome,
                                report=measurement.report, model=measurement.model, cpu_seconds=cpu_seconds,
                                region_cpu_seconds=objective.region_cpu_seconds())
+    plan["environment"] = environment(request.options.cflags, kind)
     write_json(out / "plan.json", plan)
     write_json(out / "profile.json", profile)
     write_trials(out / "trials.csv", _study(storage, opened.name))
