@@ -3,8 +3,10 @@ of the exhaustive best.
 
 Cases: the synthetic cost model of four samples at GPU-sized inputs and of programs drawn
 from realistic ranges (offloader/tune/synthetic.py; times are modeled), and every complete
-recording of real GPU measurements in results/gpu/*.json (offloader/tune/replay.py), when
-there is one. Every case has at least 256 configurations.
+recording (offloader/tune/replay.py format) of real measurements in results/gpu/*.json and
+of real samples with modeled GPU times in results/bench/recordings/*.json
+(benchmarks/record_sample_spaces.py), when there are some. Every case has at least 256
+configurations.
 
 A strategy sees each time with log-normal noise (NOISE), fixed per seed and config, like a
 median of repeats; it is judged on the noise-free times, which are the truth of the model or
@@ -42,6 +44,7 @@ from offloader.tune.replay import Noisy, load_recording  # noqa: E402
 from offloader.tune.session import tune  # noqa: E402
 from offloader.tune.strategies import Default, Genetic  # noqa: E402
 
+RECORDINGS = os.path.join(ROOT, "results", "bench", "recordings")   # benchmarks/record_sample_spaces.py
 SEEDS = range(10)
 NOISE = 0.02
 WITHIN = 1.05
@@ -79,10 +82,10 @@ def synthetic_cases() -> list[Case]:
     return [Case(app.name, app.space(), app, "modeled", "offloader/tune/synthetic.py") for app in apps]
 
 
-def recorded_cases(folder: str) -> tuple[list[Case], list[str]]:
-    """Complete recordings of real measurements in `folder`; the others are listed as skipped."""
+def recorded_cases(*folders: str) -> tuple[list[Case], list[str]]:
+    """Complete recordings in `folders`; the others are listed as skipped."""
     cases, skipped = [], []
-    for path in sorted(glob.glob(os.path.join(folder, "*.json"))):
+    for path in sorted(p for folder in folders for p in glob.glob(os.path.join(folder, "*.json"))):
         try:
             recording = load_recording(path)
         except (ValueError, KeyError, json.JSONDecodeError) as error:
@@ -92,7 +95,7 @@ def recorded_cases(folder: str) -> tuple[list[Case], list[str]]:
             skipped.append(f"{os.path.relpath(path, ROOT)}: {len(recording.outcomes)} of "
                            f"{recording.space.size} configurations recorded (needs all, and >= 256)")
             continue
-        name = recording.about.get("app", os.path.splitext(os.path.basename(path))[0])
+        name = os.path.splitext(os.path.basename(path))[0]
         cases.append(Case(f"recorded:{name}", recording.space, recording,
                           recording.about.get("kind", "measured"), os.path.relpath(path, ROOT)))
     return cases, skipped
@@ -142,7 +145,7 @@ def median(values):
 def main() -> None:
     started = time.monotonic()
     cases = synthetic_cases()
-    recorded, skipped = recorded_cases(os.path.join(ROOT, "results", "gpu"))
+    recorded, skipped = recorded_cases(os.path.join(ROOT, "results", "gpu"), RECORDINGS)
     cases += recorded
     rows = []
     pooled = {name: [] for name in ("exhaustive", *STRATEGIES)}
@@ -173,7 +176,7 @@ def main() -> None:
         print(f"{case.name:14s} {case.space.size:7d} configs  need (median of {len(SEEDS)} seeds): "
               + "  ".join(f"{name} {row[name]['median_need']}" for name in pooled))
     record = {
-        "kind": "modeled" if not recorded else "modeled and measured",
+        "kind": sorted({case.kind for case in cases}),
         "what": "unique measurements each tuning strategy needs before the best configuration it "
                 f"has measured is within {round((WITHIN - 1) * 100)}% of the exhaustive best",
         "seeds": len(SEEDS), "noise_sigma": NOISE, "ga": {**GA, "budget": GA_BUDGET},
@@ -185,9 +188,11 @@ def main() -> None:
                                              key=lambda v: math.inf if v is None else v) for name in pooled},
         "cases": rows,
         "recordings_skipped": skipped or None,
-        "note": "synthetic cases are modeled (offloader/tune/synthetic.py); recorded cases replay "
-                "results/gpu/*.json with noise; none were present" if not recorded else
-                "recorded cases replay results/gpu/*.json with noise",
+        "note": "synthetic cases are modeled by offloader/tune/synthetic.py; recorded cases replay, "
+                "with noise, whole-space recordings: results/gpu/*.json (measured on a GPU; "
+                f"{sum(c.source.startswith('results/gpu') for c in recorded)} present) and "
+                "results/bench/recordings/*.json (real samples run on the emulated device, GPU times "
+                "modeled by offloader/tune/gpumodel.py; written by benchmarks/record_sample_spaces.py)",
         "wall_seconds": round(time.monotonic() - started, 1),
         **machine(),
     }
