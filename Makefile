@@ -28,6 +28,8 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_emulator.py
 	$(PY) benchmarks/bench_launch.py
 	$(PY) benchmarks/bench_transfers.py
+	$(PY) benchmarks/record_sample_spaces.py
+	$(PY) benchmarks/bench_tune_strategies.py
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .hypothesis
