@@ -107,3 +107,20 @@ def test_bad_input_is_one_line_and_exit_status_2(tmp_path):
     assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
     not_c = offload("tune", "README.md")
     assert not_c.returncode == 2 and "expected C source files" in not_c.stderr
+
+
+def test_ctrl_c_stops_cleanly_and_keeps_what_was_found(tmp_path):
+    out = tmp_path / "results"
+    command = [sys.executable, "-m", "offloader", "tune", str(ROOT / "samples" / "reductions.c"),
+               "--device", "emu", "--strategy", "exhaustive", "--budget", "40", "--out", str(out)]
+    child = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while _complete_trials(out / "study.db") < 2 and time.time() < deadline and child.poll() is None:
+        time.sleep(0.5)
+    child.send_signal(signal.SIGINT)
+    stdout, stderr = child.communicate(timeout=300)
+    assert "Traceback" not in stderr, stderr
+    assert "search interrupted" in stdout, stdout
+    plan = json.loads((out / "plan.json").read_text())
+    assert plan["measurements"] >= 2 and plan["verified"]
+    assert child.returncode == 0

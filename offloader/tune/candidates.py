@@ -74,6 +74,8 @@ class ProgramObjective:
 
     def __init__(self, prepared: PreparedProgram, run: RunOptions, args_sets: list[tuple[str, ...]],
                  gpu_model: Optional[str], store: Path, identity: str, repeats: int = 3):
+        """`gpu_model`: on the emulator, the board the objective is modeled for; on a GPU,
+        optional, the board to compare the model with the measurements for."""
         self.prepared, self.run_options, self.args_sets = prepared, run, args_sets or [()]
         self.gpu_model, self.repeats = gpu_model, repeats
         self.store, self.identity = store, identity      # what a resumed run needs to write its outputs
@@ -161,7 +163,7 @@ class ProgramObjective:
             reports.append(report)
         if reports[0]["timing"] == "measured":
             outcome = self._measured(reports, gpu)
-            model = None
+            model = self._model_errors(reports[0]) if self.gpu_model else None
         else:
             outcome, model = self._modeled(reports, baseline, gpu)
         self._remember(config.key, Measurement(outcome, reports[0], model))
@@ -176,6 +178,17 @@ class ProgramObjective:
             else:
                 regions[str(r["id"])] = RegionProfile(cpu_seconds=r["cpu_seconds"])
         return Outcome("ok", sum(r["total_seconds"] for r in reports), kind="measured", regions=regions)
+
+    def _model_errors(self, report: dict) -> dict:
+        """On a GPU with --gpu-model naming it: the model of the same run against what was
+        measured, per region (how far the emulator-side objective can be trusted)."""
+        from .gpumodel import ModelError, compare_with_measured, model_run
+
+        try:
+            model = model_run(report, report["workdir"], self.ops(), self.gpu_model)
+        except ModelError as exc:
+            return {"model_errors": [], "model_note": str(exc)}
+        return {"models": [model.to_json()], "model_errors": compare_with_measured(model, report)}
 
     def _modeled(self, reports, baseline, gpu) -> tuple[Outcome, dict]:
         from .gpumodel import model_run

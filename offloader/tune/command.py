@@ -76,7 +76,7 @@ def tune_program(request: TuneRequest, say: Callable[[str], None] = lambda m: No
     identity = identity_of(request, kind, gpu_model)
     space = search_space(prepared)
     run = RunOptions(device=kind, timeout=request.timeout, memory_limit=request.memory_limit)
-    objective = ProgramObjective(prepared, run, request.args_sets, gpu_model if kind == "emu" else None,
+    objective = ProgramObjective(prepared, run, request.args_sets, gpu_model,
                                  out / "measurements", identity["source_hash"], request.repeats)
     say(f"{len(prepared.regions)} region(s), {space.size} configuration(s); device: {why}"
         + (f"; GPU times are modeled for {gpu_model}" if kind == "emu" else ""))
@@ -118,6 +118,8 @@ def tune_program(request: TuneRequest, say: Callable[[str], None] = lambda m: No
                                report=measurement.report, model=measurement.model, cpu_seconds=cpu_seconds,
                                region_cpu_seconds=objective.region_cpu_seconds())
     plan["environment"] = environment(request.options.cflags, kind)
+    if measurement.model and "model_errors" in measurement.model:
+        plan["model_errors"] = measurement.model["model_errors"]     # on a GPU: modeled vs measured
     write_json(out / "plan.json", plan)
     write_json(out / "profile.json", profile)
     write_trials(out / "trials.csv", _study(storage, opened.name))

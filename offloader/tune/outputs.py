@@ -49,7 +49,7 @@ def profile_document(*, app: str, kind: str, device: str, outcome, report: dict,
     part, kernels and transfers, with peaks and a per-region breakdown: `regions` are those on
     the GPU, `cpu_regions` the rest, each with its measured time on one CPU core."""
     modeled = {}
-    for program in (model or {}).get("models", [])[:1]:
+    for program in ((model or {}).get("models", []) if kind == "modeled" else [])[:1]:
         modeled = {r["region"]: r for r in program["regions"]}
     rows, cpu_rows, kernel_total, transfer_total, fp32, fp64 = [], [], 0.0, 0.0, 0.0, 0.0
     for entry in report["regions"]:
