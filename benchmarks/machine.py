@@ -5,17 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import os
 import platform
-from pathlib import Path
+import sys
 
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from offloader.tune.environment import cpu_model  # noqa: E402
 
 
 def machine() -> dict:

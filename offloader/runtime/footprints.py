@@ -79,8 +79,8 @@ def _elements(footprint: Footprint, ranges: dict[str, LoopRange], values: dict[s
         if var not in needed:
             continue
         loop = ranges[var]
-        lower = _bound(loop.lowers, values, bindings, size, np.maximum)
-        upper = _bound(loop.uppers, values, bindings, size, np.minimum)
+        lower = bound_values(loop.lowers, values, bindings, size, np.maximum)
+        upper = bound_values(loop.uppers, values, bindings, size, np.minimum)
         if lower is None or upper is None:
             return None, False
         step = abs(loop.step)
@@ -132,14 +132,15 @@ def _others_run(footprint: Footprint, ranges, needed: set[str], values: dict[str
         if var in needed:
             continue
         loop = ranges[var]
-        lower = _bound(loop.lowers, values, {}, 1, np.maximum)
-        upper = _bound(loop.uppers, values, {}, 1, np.minimum)
+        lower = bound_values(loop.lowers, values, {}, 1, np.maximum)
+        upper = bound_values(loop.uppers, values, {}, 1, np.minimum)
         if lower is None or upper is None or int(upper[0]) < int(lower[0]):
             return False
     return True
 
 
-def _bound(polys: list, values, bindings, size: int, pick) -> Optional[np.ndarray]:
+def bound_values(polys: list, values, bindings, size: int, pick) -> Optional[np.ndarray]:
+    """max (pick=np.maximum) or min of the bounds `polys`, per binding; None if one cannot be evaluated."""
     if not polys:
         return None
     result = None

@@ -43,7 +43,7 @@ from ..device.emu_compiler import cache_dir
 from ..device.errors import CompileFailure
 from ..device.nvcc import KernelResources, check, find_nvcc
 from ..runtime.dispatcher import launch_grid
-from ..runtime.footprints import region_accesses
+from ..runtime.footprints import bound_values, region_accesses
 from ..runtime.plan import KernelPlan
 from .opcount import ARITHMETIC, MATH, UNKNOWN_CALL, RegionOps
 
@@ -195,21 +195,7 @@ def iterations(chain: tuple[str, ...], ranges: Mapping[str, Mapping],
 
 def _bound(polys, values, bindings, pick) -> Optional[np.ndarray]:
     size = len(next(iter(bindings.values()))) if bindings else 1
-    result = None
-    for terms in polys:
-        total = np.zeros(size, dtype=np.int64)
-        for monomial, coeff in terms:
-            term = np.full(size, coeff, dtype=np.int64)
-            for symbol in monomial:
-                if symbol in bindings:
-                    term = term * bindings[symbol]
-                elif symbol in values:
-                    term = term * int(values[symbol])
-                else:
-                    return None
-            total += term
-        result = total if result is None else pick(result, total)
-    return result
+    return bound_values(polys, {k: int(v) for k, v in values.items()}, bindings, size, pick)
 
 
 _MEMO: dict[str, object] = {}
