@@ -21,6 +21,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	bash scripts/setup-libvirt.sh
+	bash scripts/setup-postgres.sh
 	$(PY) -m pytest -q -p no:cacheprovider
 
 bench: $(STAMP)
