@@ -101,9 +101,11 @@ def _register_stage_verbs() -> None:
     from sizing.cli import register as register_sizing
     from vgpu.cli import register as register_vgpu
 
+    from .service.cli import register as register_service
     from .tune.cli import register as register_tune
 
     register_tune(main)
+    register_service(main)
     register_sizing(main)
     register_vgpu(main)
     register_deploy(main)
