@@ -65,10 +65,10 @@ int main(void) {{
 class Server:
     """`offload serve` with its data in `data`; started by start(), ended by stop() or kill()."""
 
-    def __init__(self, data: Path, *options: str, workers: int = 2):
-        self.data, self.options, self.workers = data, options, workers
+    def __init__(self, data: Path, *options: str, workers: int = 2, ca: Path | None = None):
+        self.data, self.options, self.workers, self.ca = data, options, workers, ca
         self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"{'https' if ca else 'http'}://127.0.0.1:{self.port}"
         self.log_path = data.parent / f"{data.name}-server.log"
         self.process: subprocess.Popen | None = None
 
@@ -83,7 +83,7 @@ class Server:
             if self.process.poll() is not None:
                 pytest.fail(f"offload serve exited with {self.process.returncode}:\n{self.log}")
             try:
-                if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
+                if httpx.get(f"{self.url}/health", timeout=2, verify=_verify(self.ca)).status_code == 200:
                     return self
             except httpx.HTTPError:
                 pass
@@ -111,6 +111,12 @@ class Server:
         self.kill(signal.SIGTERM)
 
 
+def _verify(ca: Path | None):
+    import ssl
+
+    return ssl.create_default_context(cafile=str(ca)) if ca else True
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -122,8 +128,8 @@ def server(tmp_path):
     """A started server factory; every server it made is stopped at the end of the test."""
     made: list[Server] = []
 
-    def start(*options: str, workers: int = 2, data: Path | None = None) -> Server:
-        made.append(Server(data or tmp_path / "data", *options, workers=workers).start())
+    def start(*options: str, workers: int = 2, data: Path | None = None, ca: Path | None = None) -> Server:
+        made.append(Server(data or tmp_path / "data", *options, workers=workers, ca=ca).start())
         return made[-1]
 
     yield start

@@ -213,3 +213,50 @@ def test_the_openapi_spec_names_every_route_and_the_bearer_scheme(api):
                                   "/jobs/{job_id}/files/{name}", "/jobs/{job_id}/archive", "/batches",
                                   "/batches/{batch_id}", "/batches/{batch_id}/files/{name}"}
     assert spec["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+
+
+def test_retention_deletes_old_jobs_and_the_folders_no_run_needs(tmp_path):
+    from offloader.service.server import retention_pass
+
+    now = [1000.0]
+    store = Store(f"sqlite:///{tmp_path / 'jobs.db'}", clock=lambda: now[0])
+    submitted = []
+    for _ in range(3):
+        submitted.append(store.submit("alice", "tune", {}, {"a.c": PROGRAM}))
+        now[0] += 1
+    old, fresh, running = submitted
+    for job_id in submitted:
+        assert store.claim("w").id == job_id
+        if job_id != running:                                            # which stays in flight
+            store.finish(job_id, DONE, {}, outputs={"plan.json": b"{}"})
+        now[0] += 86400
+    jobs = tmp_path / "jobs"
+    for name in (old, running, "0123456789abcdef"):                      # the last: a purged job's
+        (jobs / name).mkdir(parents=True)
+    assert retention_pass(store, jobs, 2.5 * 86400, busy={running}) == (1, 2)
+    assert [j.id for j in store.list_jobs("alice")] == [fresh, running]
+    assert [p.name for p in jobs.iterdir()] == [running]
+    store.close()
+
+
+def test_the_client_sends_each_sources_headers_under_names_relative_to_the_main_source(tmp_path):
+    from offloader.service.uploads import batch_files, job_files
+
+    (tmp_path / "app" / "include").mkdir(parents=True)
+    (tmp_path / "lib").mkdir()
+    main = tmp_path / "app" / "main.c"
+    main.write_text('#include "local.h"\nint main(void) { return 0; }\n')
+    (tmp_path / "app" / "local.h").write_text("")
+    (tmp_path / "app" / "include" / "api.h").write_text("")
+    (tmp_path / "lib" / "util.c").write_text("int util;\n")
+    uploads, includes = job_files([main, tmp_path / "lib" / "util.c"], [tmp_path / "app" / "include"])
+    assert [name for name, _ in uploads] == ["main.c", "util.c", "include/api.h", "local.h"]
+    assert includes == ["include"]
+    jobs_csv = tmp_path / "jobs.csv"
+    jobs_csv.write_text("app,sources,args,max_price,deadline\nfirst,app/main.c lib/util.c,-n 3,0.5,\n")
+    uploads, jobs = batch_files(jobs_csv, [])
+    assert jobs == [{"app": "first", "files": ["first/main.c", "first/util.c", "first/local.h"],
+                     "options": {"args": ["-n 3"], "max_price": 0.5}}]
+    _, jobs = batch_files(tmp_path / "app", [tmp_path / "app" / "include"])
+    assert jobs[0]["files"] == ["main/main.c", "main/include/api.h", "main/local.h"]
+    assert jobs[0]["options"] == {"include_dirs": ["main/include"]}

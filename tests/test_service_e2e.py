@@ -7,6 +7,8 @@ each exactly once after its restart. The client's own refusals need no server.""
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 import time
 from pathlib import Path
 
@@ -14,6 +16,7 @@ import httpx
 import pytest
 
 from service_server import needs_sandbox, offload, server, tiny_program  # noqa: F401 (fixture)
+from service_support import postgres_url  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.slow
 
@@ -100,6 +103,34 @@ def test_a_killed_service_loses_no_job_and_finishes_each_once(server, tmp_path):
     assert "resumed the study" in log                    # the Optuna study in the job folder survived
     assert again.log.count(f"job {running['id']}: done") == 1
     assert again.log.count(f"job {queued['id']}: done") == 1
+
+
+def test_the_service_runs_jobs_from_a_postgresql_store(server, postgres_url, tmp_path):
+    needs_sandbox()
+    srv = server("--db", postgres_url, workers=1)
+    env = srv.client_env(srv.token("alice"))
+    program = tiny_program(tmp_path / "pg.c", n=20000, inner=5)
+    done = offload("submit", program, "--device", "emu", "--budget", "1", "--wait", "--json", env=env)
+    assert done.returncode == 0, done.stderr
+    job = json.loads(done.stdout)
+    assert job["state"] == "done" and job["result"]["verified"] and "plan.json" in job["outputs"]
+    assert not (srv.data / "jobs.db").exists()                       # nothing went to SQLite
+
+
+def test_over_tls_the_service_may_listen_beyond_the_loopback(server, tmp_path):
+    needs_sandbox()
+    if shutil.which("openssl") is None:
+        pytest.skip("no openssl to make a certificate with")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost", "-keyout", key, "-out", cert],
+                   check=True, capture_output=True)
+    srv = server("--host", "0.0.0.0", "--tls-cert", str(cert), "--tls-key", str(key), ca=cert)
+    env = {**srv.client_env(srv.token("alice")), "OFFLOAD_CA": str(cert)}
+    listed = offload("jobs", env=env)
+    assert listed.returncode == 0, listed.stderr
+    untrusted = offload("jobs", env={**env, "OFFLOAD_CA": ""})
+    assert untrusted.returncode == 2 and "CERTIFICATE_VERIFY_FAILED" in untrusted.stderr
 
 
 def test_the_client_refuses_plain_http_to_another_host_and_bad_input_in_one_line(tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import ssl
 import sys
 import tarfile
 import time
@@ -25,7 +26,7 @@ class Client:
         headers = {"Authorization": f"Bearer {settings.token}"} if settings.token else {}
         self.server = settings.server
         self.http = httpx.Client(base_url=settings.server, headers=headers, timeout=timeout,
-                                 verify=settings.ca or True)
+                                 verify=_tls(settings.ca))
 
     def close(self) -> None:
         self.http.close()
@@ -91,6 +92,16 @@ class Client:
         except (tarfile.TarError, OSError) as exc:
             raise UserError(f"cannot unpack the results into {out}: {exc}") from None
         return out
+
+
+def _tls(ca: str | None) -> ssl.SSLContext | bool:
+    """The system's CAs, or only `ca` (a self-signed server's certificate)."""
+    if ca is None:
+        return True
+    try:
+        return ssl.create_default_context(cafile=ca)
+    except (OSError, ssl.SSLError) as exc:
+        raise UserError(f"cannot use it as a CA certificate: {exc}", file=ca) from None
 
 
 def is_batch(ident: str) -> bool:

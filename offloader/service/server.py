@@ -63,18 +63,23 @@ def serve(config: ServiceConfig, say: Callable[[str], None]) -> None:
 
 
 def _retention(config: ServiceConfig, store: Store, workers, say: Callable[[str], None]) -> None:
-    from .worker import sweep
-
+    """Every few minutes (and at start), one retention pass, until the workers stop."""
     seconds = config.retention_days * 86400
-    stop = workers.stopping
     while True:
         try:
-            purged = store.purge(seconds)
-            swept = sweep(store, workers.jobs_dir, seconds, set(workers.running))
+            purged, swept = retention_pass(store, workers.jobs_dir, seconds, set(workers.running))
             if purged or swept:
                 say(f"retention: {purged} job(s) older than {config.retention_days:g} days deleted, "
                     f"{swept} job folder(s) removed")
         except Exception as exc:   # the database may be restarting: next time
             say(f"retention: {exc}")
-        if stop.wait(min(RETENTION_CHECK_SECONDS, seconds / 4)):
+        if workers.stopping.wait(min(RETENTION_CHECK_SECONDS, seconds / 4)):
             return
+
+
+def retention_pass(store: Store, jobs_dir: Path, seconds: float, busy: set[str]) -> tuple[int, int]:
+    """(jobs deleted, job folders removed): jobs finished over `seconds` ago go, with their files;
+    so do the folders no run needs any more."""
+    from .worker import sweep
+
+    return store.purge(seconds), sweep(store, jobs_dir, seconds, busy)

@@ -62,11 +62,11 @@ def readonly_paths() -> list[Path]:
 class Workers:
     """N threads, each running one job at a time."""
 
-    def __init__(self, config: ServiceConfig, store: Store, log: Callable[[str], None] = lambda m: None,
-                 limits: Optional[Limits] = None):
+    def __init__(self, config: ServiceConfig, store: Store, log: Callable[[str], None] = lambda m: None):
         self.config, self.store, self.log = config, store, log
-        self.limits = limits or Limits(wall_seconds=config.max_time_limit + 600,
-                                       cpu_seconds=4 * (config.max_time_limit + 600), pids=256)
+        # One step may search for the longest time a job may ask, plus building and verifying.
+        self.limits = Limits(wall_seconds=config.max_time_limit + 600,
+                             cpu_seconds=4 * (config.max_time_limit + 600), pids=256)
         self.gpu = gpu_present()
         self.stopping = threading.Event()
         self.threads: list[threading.Thread] = []
@@ -106,9 +106,12 @@ class Workers:
             self.running.add(job.id)
             try:
                 JobRun(self, job).run()
-            except Exception:             # a bug must fail the job, not the worker
+            except Exception:             # a bug, or the store unreachable: fail the job, not the worker
                 self.log(f"job {job.id}: internal error\n{traceback.format_exc()}")
-                self.store.finish(job.id, FAILED, {}, note="internal error of the service; please report it")
+                try:
+                    self.store.finish(job.id, FAILED, {}, note="internal error of the service; please report it")
+                except Exception as exc:  # still running in the store: the next start retries it
+                    self.log(f"job {job.id}: cannot record its failure: {exc}")
             finally:
                 self.running.discard(job.id)
 
