@@ -158,8 +158,8 @@ def _detect() -> tuple[int, dict[str, Path]]:
     missing = [c for c in V1_CONTROLLERS if c not in v1]
     if not missing:
         return 1, v1
-    raise CgroupError(f"no usable cgroups: the v2 hierarchy lacks the memory or pids controller and "
-                      f"v1 lacks {', '.join(missing)}")
+    raise CgroupError(f"no usable cgroups: the v2 hierarchy lacks the memory or pids controller "
+                      f"and v1 lacks {', '.join(missing)}")
 
 
 def _own_cgroups() -> dict[str, str]:
