@@ -1,8 +1,5 @@
 """The real `offload serve` in a subprocess on a free port, for the service's end-to-end, restart
-and load tests, and the `offload` client verbs run as subprocesses against it.
-
-The service verbs are registered by offloader.service.cli.register; the launcher below does it
-itself, so these tests do not depend on how the main CLI wires them in."""
+and load tests, and the `offload` client verbs run as subprocesses against it."""
 
 from __future__ import annotations
 
@@ -18,12 +15,10 @@ import httpx
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-LAUNCHER = ("from offloader.cli import main; from offloader.service.cli import register; "
-            "register(main); main(prog_name='offload')")
 
 
 def offload_argv(*args) -> list[str]:
-    return [sys.executable, "-c", LAUNCHER, *map(str, args)]
+    return [sys.executable, "-m", "offloader", *map(str, args)]
 
 
 def offload(*args, env=None, timeout=300) -> subprocess.CompletedProcess:

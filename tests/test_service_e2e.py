@@ -74,6 +74,28 @@ def test_cancelling_a_running_job_stops_its_sandbox(server, tmp_path):
     assert waited.returncode == 1 and "cancelled" in waited.stdout         # not done: non-zero
 
 
+def test_jobs_take_turns_with_the_hosts_tunes_for_the_measurement_lock(tmp_path, monkeypatch):
+    needs_sandbox()
+    from offloader.service.config import ServiceConfig
+    from offloader.service.sandbox import run_sandboxed
+    from offloader.service.store import Store
+    from offloader.service.worker import JobRun, Workers
+    from offloader.tune.lock import measurement_lock
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))      # the host's lock folder
+    store = Store(f"sqlite:///{tmp_path / 'jobs.db'}")
+    store.submit("alice", "tune", {"app": "a"}, {"a.c": b"int main(void) { return 0; }\n"})
+    workers = Workers(ServiceConfig(data=tmp_path / "data", workers=0), store)
+    workers.start()
+    run = JobRun(workers, store.claim("test"))
+    run._lay_out()
+    probe = ["flock", "--nonblock", "cache/offload/locks/measure-cpu.lock", "true"]   # as the job's tune would
+    with measurement_lock("cpu"):
+        assert run_sandboxed(probe, run.dir).returncode == 1              # busy: the host is measuring
+    assert run_sandboxed(probe, run.dir).returncode == 0
+    store.close()
+
+
 def test_a_killed_service_loses_no_job_and_finishes_each_once(server, tmp_path):
     needs_sandbox()
     srv = server(workers=1)

@@ -15,7 +15,7 @@ from typing import Optional
 from .jobspec import OUT
 from .safefs import maybe_read
 
-CAP = 64 << 20
+CAP = 16 << 20        # a long study is a few MB; more is not a study worth copying each second
 
 QUERY = """
 WITH study AS (SELECT max(study_id) AS id FROM studies),

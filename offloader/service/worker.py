@@ -72,22 +72,43 @@ class Workers:
         self.threads: list[threading.Thread] = []
         self.running: set[str] = set()        # ids of the jobs being run here now
         self.jobs_dir = config.data / "jobs"
-        self.locks_dir = config.data / "locks"
+        self.locks_dir = config.data / "locks"      # until start() finds the host's own
         self.readonly = readonly_paths() + [p for p in [config.data / "catalogs"] if p.is_dir()]
 
     def start(self) -> None:
         self.jobs_dir.mkdir(parents=True, exist_ok=True)
-        self.locks_dir.mkdir(parents=True, exist_ok=True)
-        for device in LOCKED_DEVICES:
-            lock = self.locks_dir / f"measure-{device}.lock"
-            lock.touch()
-            lock.chmod(0o666)        # opened for writing by the sandbox's uid, through hard links
+        self.locks_dir = self._shared_locks()
         host = socket.gethostname()
         for i in range(self.config.workers):
             thread = threading.Thread(target=self._loop, args=(f"{host}:{os.getpid()}:{i}",),
                                       name=f"offload-worker-{i}", daemon=True)
             thread.start()
             self.threads.append(thread)
+
+    def _shared_locks(self) -> Path:
+        """The lock files every job's sandbox gets a hard link to, so that its tune and the
+        others (and `offload tune` run on the host) time one measurement at a time per device:
+        the host's own (offloader.tune.lock), or the data folder's when a hard link cannot
+        reach them (another file system)."""
+        from offloader.tune.lock import lock_dir
+
+        for folder in (lock_dir(), self.config.data / "locks"):
+            folder.mkdir(parents=True, exist_ok=True)
+            for device in LOCKED_DEVICES:
+                lock = folder / f"measure-{device}.lock"
+                lock.touch()
+                lock.chmod(0o666)         # opened for writing by the sandbox's uid
+            probe = self.jobs_dir / ".link-probe"
+            probe.unlink(missing_ok=True)
+            try:
+                os.link(folder / f"measure-{LOCKED_DEVICES[0]}.lock", probe)
+            except OSError:
+                self.log(f"the jobs' measurements cannot share {folder} (another file system); "
+                         "they take turns among themselves only")
+                continue
+            probe.unlink()
+            return folder
+        raise RuntimeError(f"cannot hard-link {self.config.data / 'locks'} into {self.jobs_dir}")
 
     def stop(self) -> None:
         self.stopping.set()
