@@ -84,7 +84,7 @@ def test_fifty_jobs_from_concurrent_clients_are_all_accepted_and_finished_once(s
         "accepted_per_second": round(len(submitted) / accept_seconds, 1),
         "submit_latency_seconds": _summary(submit_latency),
         "api_latency_while_running_seconds": _summary(latency),
-        "api_latency_probe": "GET /jobs and GET /jobs/{id}, every 0.1 s while jobs ran",
+        "api_latency_probe": "GET /jobs and GET /jobs/{id}, every 0.25 s while jobs ran",
         "seconds_to_finish_all": round(drained, 1),
         "jobs_finished_per_minute": round(60 * len(submitted) / drained, 1),
     }
@@ -95,7 +95,7 @@ def test_fifty_jobs_from_concurrent_clients_are_all_accepted_and_finished_once(s
 def _probe(url: str, token: str, job_id: str, latency: list[float], stop: threading.Event) -> None:
     """API latency while the workers are busy."""
     with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=30) as http:
-        while not stop.wait(0.1):
+        while not stop.wait(0.25):
             for path in ("/jobs", f"/jobs/{job_id}"):
                 start = time.perf_counter()
                 assert http.get(path).status_code == 200

@@ -22,6 +22,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .. import __version__
+from ..errors import UserError
 from .batchreport import combined_report
 from .config import ServiceConfig, UploadLimits
 from .jobspec import NAME, BadRequest, JobOptions, Upload, check_files, describe, parse_options
@@ -193,7 +194,11 @@ def create_app(service: Service) -> FastAPI:
                                                         "its files and option overrides")]) -> BatchOut:
         plan = _manifest(service, manifest)
         limits = service.config.uploads
-        uploads = {u.name: u for u in _uploads(files, limits, per_request=True)}
+        uploads = {}
+        for upload in _uploads(files, limits, per_request=True):
+            if upload.name in uploads:
+                raise BadRequest(f"{upload.name}: uploaded twice; name each app's files apart, e.g. app/main.c")
+            uploads[upload.name] = upload
         jobs = []
         for entry in plan.jobs:
             missing = [n for n in entry.files if n not in uploads]
@@ -213,11 +218,10 @@ def create_app(service: Service) -> FastAPI:
     def batch_status(who: User, batch_id: JobId) -> BatchOut:
         return _batch(service, who, batch_id)
 
-    @app.get("/batches/{batch_id}/files/{name}", summary="batch-sizing.html or batch-sizing.csv",
+    @app.get("/batches/{batch_id}/files/{name}", summary="batch-sizing.html, .csv or .json",
              response_class=Response, responses={200: {"content": {"text/html": {}, "text/csv": {}}}})
     def batch_file(who: User, batch_id: JobId, name: FileName) -> Response:
-        members = _members(service, who, batch_id)
-        report = combined_report(service.store, who, members, _catalog(service, members))
+        report = _report(service, who, _members(service, who, batch_id))
         if report is None:
             raise HTTPException(409, f"batch {batch_id} is still running")
         return _file(report.files.get(name), name, f"batch {batch_id} has no file {name}")
@@ -297,13 +301,18 @@ def _members(service: Service, who: str, batch_id: str) -> list[JobView]:
     return members
 
 
-def _catalog(service: Service, members: list[JobView]) -> Optional[Path]:
-    return service.catalogs.get(members[0].options.get("catalog", "default"))
+def _report(service: Service, who: str, members: list[JobView]):
+    """The batch's combined sizing, None while it runs; 409 if its catalog went missing."""
+    catalog = service.catalogs.get(members[0].options.get("catalog", "default"))
+    try:
+        return combined_report(service.store, who, members, catalog)
+    except UserError as exc:
+        raise HTTPException(409, f"cannot size the batch: {exc}") from None
 
 
 def _batch(service: Service, who: str, batch_id: str) -> BatchOut:
     members = _members(service, who, batch_id)
-    report = combined_report(service.store, who, members, _catalog(service, members))
+    report = _report(service, who, members)
     done = all(m.state in FINISHED for m in members)
     return BatchOut(id=batch_id, state="done" if done else "running", jobs=[view(m) for m in members],
                     report=report.document if report else None)

@@ -84,10 +84,12 @@ def client_options(func):
 def job_options(func):
     """What the job asks for: build options, inputs, search, sizing constraints."""
     options = [
-        click.option("-I", "include_dirs", multiple=True, metavar="DIR", help="Include folder (its .h files are sent)."),
+        click.option("-I", "include_dirs", multiple=True, metavar="DIR",
+                     help="Include folder (its .h files are sent)."),
         click.option("-D", "defines", multiple=True, metavar="NAME[=VAL]", help="Define a macro."),
         click.option("--cflags", metavar="FLAGS", help="Extra compiler flags, quoted."),
-        click.option("--args", "args", multiple=True, metavar="'ARGS'", help="Program arguments; repeat for more sets."),
+        click.option("--args", "args", multiple=True, metavar="'ARGS'",
+                     help="Program arguments, quoted; repeat for more sets."),
         click.option("--strategy", type=click.Choice(["default", "ga", "exhaustive"])),
         click.option("--budget", type=click.IntRange(1), help="Unique measurements allowed."),
         click.option("--time-limit", type=click.FloatRange(0, min_open=True), metavar="S", help="Seconds of search."),
@@ -95,7 +97,8 @@ def job_options(func):
         click.option("--gpu-model", metavar="NAME", help="Modeled GPU on the emulated device (t4, a100...)."),
         click.option("--catalog", metavar="NAME", help="A catalog the server offers (default: default)."),
         click.option("--max-price", type=click.FloatRange(0, min_open=True), metavar="P", help="Price cap per hour."),
-        click.option("--deadline", type=click.FloatRange(0, min_open=True), metavar="S", help="Seconds per run at most."),
+        click.option("--deadline", type=click.FloatRange(0, min_open=True), metavar="S",
+                     help="Seconds per run at most."),
         click.option("--wait", is_flag=True, help="Wait for the result, showing progress."),
         click.option("--json", "as_json", is_flag=True, help="Print the job (or batch) as JSON."),
     ]

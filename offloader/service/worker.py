@@ -191,8 +191,8 @@ class JobRun:
             return FAILED, result, "tune failed: " + _why(tune)
         self.phase = "size"
         size = self._sandboxed("size", size_argv(self.python, self.options, self._catalog()))
-        sizing = _json(maybe_read(self.dir, f"{OUT}/sizing.json", OUTPUTS["sizing.json"])) if size.returncode in (0, 1) else None
-        recommendation = (sizing or {}).get("recommendation")
+        sizing = _json(maybe_read(self.dir, f"{OUT}/sizing.json", OUTPUTS["sizing.json"]))
+        recommendation = (sizing or {}).get("recommendation") if size.returncode in (0, 1) else None
         result["recommendation"] = ({k: recommendation.get(k) for k in RECOMMENDATION_FIELDS}
                                     if isinstance(recommendation, dict) else None)
         if result["recommendation"] is None:
