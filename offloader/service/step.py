@@ -8,9 +8,7 @@ Why a process per step rather than run_sandboxed in the worker thread:
   interpreter that answers the API;
 - cancelling is a SIGTERM to this process, which kills its one child (the sandbox's launcher)
   and lets run_sandboxed clean up (cgroup, mounts, ownership) and return;
-- it dies with the worker (PR_SET_PDEATHSIG), so a killed service leaves no job running;
-- it starts with only stdin, stdout and stderr open: the sandbox hands its pipes' fd numbers
-  to a POSIX shell, which takes single digits only.
+- it dies with the worker (PR_SET_PDEATHSIG), so a killed service leaves no job running.
 """
 
 from __future__ import annotations
