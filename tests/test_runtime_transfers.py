@@ -147,3 +147,24 @@ def test_io_realloc_free_host_functions_and_indirect_reads(tmp_path, verify):
           free(a); free(c); free(idx);
           return 0;
         }""", verify=verify)
+
+
+def test_triangular_writes_need_nothing_copied_in(tmp_path):
+    report = run(tmp_path, "tri.c", """
+        #include <stdio.h>
+        #define N 300
+        double a[N][N], l[N][N];
+        int main(void) {
+          for (int i = 0; i < N; i++) for (int j = 0; j < N; j++) a[i][j] = (i * 31 + j * 17) % 11 - 5.0;
+          for (int i = 0; i < N; i++)
+            for (int j = 0; j <= i; j++) l[i][j] = a[i][j] * 0.5 + a[j][i];
+          for (int i = 0; i < N; i++)
+            for (int j = i + 1; j < N; j++) l[i][j] = -1.0;        /* no iteration at all for i = N-1 */
+          double s = 0;
+          for (int i = 0; i < N; i++) for (int j = 0; j < N; j++) s = s * 0.999 + l[i][j];
+          printf("%.10e\\n", s);
+          return 0;
+        }""")
+    assert all(r["device_runs"] == 1 for r in report["regions"])
+    assert totals(report)[0] == 0                          # every element is written before it is read
+    assert totals(report)[1] >= 300 * 300 * DOUBLE         # the host reads all of l

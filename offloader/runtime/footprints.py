@@ -85,9 +85,7 @@ def _elements(footprint: Footprint, ranges: dict[str, LoopRange], values: dict[s
             return None, False
         step = abs(loop.step)
         first = lower if loop.step > 0 else upper
-        trips = np.maximum((upper - lower) // step + 1, 0)
-        if (trips == 0).any():
-            exact = False
+        trips = np.maximum((upper - lower) // step + 1, 0)     # 0 for some outer values: no points there
         total = int(trips.sum())
         if total > MAX_POINTS:
             return None, False

@@ -20,6 +20,10 @@ def render_run(report: dict) -> None:
                       str(region["cpu_fallbacks"]), f"{region['kernel_seconds']:.4f}",
                       f"{region['transfer_seconds']:.4f}", _bytes(region["h2d_bytes"]), _bytes(region["d2h_bytes"]))
     console.print(table)
+    verify_bytes = sum(region.get("verify_d2h_bytes", 0) for region in report["regions"])
+    if verify_bytes:
+        console.print(f"region verification also copied {_bytes(verify_bytes)} back to compare with the CPU "
+                      "loops (not counted above; `--verify program` leaves them out)")
     console.print(f"device: {report['device']} ({report.get('device_choice', '')}); memory limit "
                   f"{report['memory_limit']['bytes'] >> 20} MiB, {report['memory_limit']['applied']}")
     for note in report["not_offloaded"]:
