@@ -9,7 +9,9 @@ touch any element of its object.
 A write is `every_iteration` when it runs in every iteration of the loops around it (no `if`,
 `while`, `switch` or `continue` can skip it). Only such writes are known to overwrite what
 they cover; the runtime must make every other write's target current on the device first,
-or copying it back would return elements the device never held.
+or copying it back would return elements the device never held. A read of the element such a
+write has just written in the same iteration (`a[i] = f(i); b[i] = a[i];`) is left out: the
+device never needs the host's value of it.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Callable, Optional
 from .header import Header, bound_polys
 from .model import Event, FunctionModel, Loop, MemoryAccess, Transfer
 from .poly import Poly, to_poly
+from .scalars import dominates
 
 
 @dataclass(frozen=True)
@@ -63,7 +66,7 @@ def footprints(model: FunctionModel, loop: Loop, events: list[Event], accesses: 
     domains: dict[int, LoopDomain] = {}
     out = []
     for access in accesses:
-        if access.base is None:
+        if access.base is None or _written_first(access, accesses, resolve, skips, loops):
             continue
         chain = access.chain
         for position, loop_id in enumerate(chain[len(inner) - 1:], start=len(inner) - 1):
@@ -78,6 +81,23 @@ def footprints(model: FunctionModel, loop: Loop, events: list[Event], accesses: 
         out.append(AccessFootprint(access.base, access.read, access.write, every, indices,
                                    all(c.field is None for c in access.components), chain))
     return tuple(out), domains
+
+
+def _written_first(read: MemoryAccess, accesses: list[MemoryAccess], resolve: Resolve, skips: bool,
+                   loops: dict[int, Loop]) -> bool:
+    """Whether a plain read is of the element an exact write of the same iteration wrote before it."""
+    if read.write or skips or not read.components:
+        return False
+    mine = _indices(read, resolve)
+    if mine is None or any(c.field is not None for c in read.components):
+        return False
+    for write in accesses:
+        if (write is not read and write.write and write.base == read.base and write.chain == read.chain
+                and runs_every_iteration(write.path, write.unconditional, loops[write.chain[-1]])
+                and dominates(write, read) and len(write.components) == len(read.components)
+                and _indices(write, resolve) == mine):
+            return True
+    return False
 
 
 def _domain(lp: Loop, loops: dict[int, Loop], headers, outer: tuple[int, ...], resolve: Resolve,
