@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from offloader.device import LaunchFailure, choose_kind, gpu_library, open_device
+from offloader.errors import UserError
 
 
 def _without(monkeypatch, *modules):
@@ -35,7 +36,8 @@ def test_without_pycuda_and_cupy_auto_is_the_emulator_and_says_why(monkeypatch):
     assert why.startswith("emulated: ") and "pycuda is not installed" in why and "CuPy is not installed" in why
     assert gpu_library()[0] is None
     assert open_device("auto").kind == "emulated"
-    assert choose_kind("cuda")[0] == "cuda"
+    with pytest.raises(UserError, match="cuda was asked for, but no GPU library works"):
+        choose_kind("cuda")
     with pytest.raises(RuntimeError, match="cuda was asked for, but no GPU library works: .*CuPy is not installed"):
         open_device("cuda")
 

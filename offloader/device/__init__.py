@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 
+from ..errors import UserError
 from .base import GARBAGE_WORD, Device, DeviceBuffer, Module
 from .errors import CompileError, CompileFailure, DeviceError, LaunchError, LaunchFailure
 
@@ -20,8 +21,11 @@ __all__ = ["GARBAGE_WORD", "KINDS", "CompileError", "CompileFailure", "Device", 
 
 
 def choose_kind(kind: str = "auto") -> tuple[str, str]:
-    """("cuda" | "emu", the reason), for `open_device(kind)`."""
-    chosen, _, why = _choose(kind)
+    """("cuda" | "emu", the reason), for `open_device(kind)`; UserError when `cuda` was asked
+    for and no GPU library works (the user's request cannot be met: say so before building)."""
+    chosen, library, why = _choose(kind)
+    if chosen == "cuda" and library is None:
+        raise UserError(why)
     return chosen, why
 
 

@@ -47,6 +47,7 @@ class RunOptions:
 
 def run_program(options: BuildOptions, run: RunOptions) -> dict:
     """Build, run and verify; the build folder is removed afterwards unless run.workdir names one."""
+    choose_kind(run.device)                 # a device that cannot be had is said before any build
     if run.workdir:
         return PreparedProgram(options, run.workdir, run.progress).run(run)
     with tempfile.TemporaryDirectory(prefix="offload-run-") as workdir:
