@@ -124,3 +124,12 @@ def test_ctrl_c_stops_cleanly_and_keeps_what_was_found(tmp_path):
     plan = json.loads((out / "plan.json").read_text())
     assert plan["measurements"] >= 2 and plan["verified"]
     assert child.returncode == 0
+
+
+def test_a_program_that_crashes_on_its_own_is_refused_with_why(tmp_path):
+    src = tmp_path / "crash.c"
+    src.write_text("#include <stdio.h>\nint main(void) { int *p = 0; double a[64];\n"
+                   "  for (int i = 0; i < 64; i++) a[i] = i;\n  printf(\"%f\\n\", a[3]);\n  return *p; }\n")
+    done = offload("tune", str(src), "--device", "emu", "--out", str(tmp_path / "r"))
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "the CPU original itself failed: crash" in done.stderr

@@ -23,6 +23,7 @@ from typing import Optional
 
 from ..codegen.kernel import KernelError, Variant
 from ..codegen.regions import top_level_types
+from ..errors import UserError
 from ..runtime.run import PreparedProgram, RunOptions
 from .lock import measurement_lock
 from .objective import Outcome, RegionProfile
@@ -95,10 +96,13 @@ class ProgramObjective:
             if saved is not None:
                 self._baseline = saved["reports"]
             else:
-                self._baseline = [self._median_run("none", {}, args, f"cpu-{k}")
-                                  for k, args in enumerate(self.args_sets)]
-                if all(r["verified"] for r in self._baseline):
-                    self._save("baseline", {"reports": self._baseline})
+                reports = [self._median_run("none", {}, args, f"cpu-{k}") for k, args in enumerate(self.args_sets)]
+                failed = next((r for r in reports if not r["verified"]), None)
+                if failed is not None:
+                    raise UserError(f"the program does not run as built for the CPU, so there is nothing to "
+                                    f"compare with: {failed['failures'][0]}")
+                self._baseline = reports
+                self._save("baseline", {"reports": reports})
         return self._baseline
 
     def measurement(self, key: str) -> Optional[Measurement]:

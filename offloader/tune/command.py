@@ -80,6 +80,7 @@ def tune_program(request: TuneRequest, say: Callable[[str], None] = lambda m: No
                                  out / "measurements", identity["source_hash"], request.repeats)
     say(f"{len(prepared.regions)} region(s), {space.size} configuration(s); device: {why}"
         + (f"; GPU times are modeled for {gpu_model}" if kind == "emu" else ""))
+    objective.baseline()                     # a program that fails on its own stops here, with why
     storage = request.storage or str(out / "study.db")
     strategy = make(request.strategy, **({} if request.strategy == "exhaustive" else {"seed": request.seed}))
     result = tune(space, objective, strategy, identity=identity, storage=storage, budget=request.budget,
