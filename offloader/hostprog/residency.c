@@ -175,15 +175,14 @@ static int settle_page(uintptr_t page, int writing)
 
 static void on_fault(int sig, siginfo_t *info, void *context)
 {
+    (void)context;
     uintptr_t page = (uintptr_t)info->si_addr & ~(S.page - 1);
     lock();
     int prot = any_entry_on(page) ? needed(page) : -1;
     int ours = prot != -1 && settle_page(page, prot == PROT_READ);   /* read-only: it was a write */
     unlock();
-    if (!ours) {                   /* not a page of ours: the fault is real; the old handler takes it */
+    if (!ours)                     /* not a page of ours: the fault is real; the old handler takes it */
         sigaction(sig, &S.previous, NULL);
-        (void)context;
-    }
 }
 
 static int install(void)

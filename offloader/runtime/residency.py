@@ -19,7 +19,7 @@ from __future__ import annotations
 import ctypes
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
@@ -47,7 +47,6 @@ class Traffic:
     h2d_bytes: int = 0
     d2h_bytes: int = 0
     seconds: float = 0.0
-    copied_back: dict[int, int] = field(default_factory=dict)    # region -> bytes, on host access
 
 
 class Residency:
