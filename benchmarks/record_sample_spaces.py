@@ -59,7 +59,7 @@ def record(sample: str, defines: tuple[str, ...], workdir: str) -> str:
         key = (rid, settings, json.dumps(entry["shapes"], sort_keys=True), entry["device_runs"],
                entry["h2d_bytes"], entry["d2h_bytes"])
         if key not in kernel_models:
-            kernel = generate_kernel(regions[rid], variant_of(settings, len(regions[rid].mapped)),
+            kernel = generate_kernel(regions[rid], variant_of(settings),
                                      prepared.preamble)
             plan = plan_for(kernel)
             ptx = ptxas_resources(kernel.text, GPU).get(plan.kernel)

@@ -59,7 +59,8 @@ def search_space(prepared: PreparedProgram) -> Space:
     return Space(regions)
 
 
-def variant_of(settings, depth: int) -> Variant:
+def variant_of(settings) -> Variant:
+    """A region's launch settings (space.py strings) as the generator's Variant."""
     values = dict(settings or ())
     block = tuple(int(v) for v in values["block"].split("x")) if "block" in values else None
     axes = None
@@ -81,7 +82,6 @@ class ProgramObjective:
         self.gpu_model, self.repeats = gpu_model, repeats
         self.store, self.identity = store, identity      # what a resumed run needs to write its outputs
         store.mkdir(parents=True, exist_ok=True)
-        self.depths = {str(r.id): len(r.mapped) for r in prepared.regions}
         self._ops = None
         self._baseline: Optional[list[dict]] = None
         self.measurements: dict[str, Measurement] = {}
@@ -144,7 +144,7 @@ class ProgramObjective:
     def evaluate(self, config: Config) -> Outcome:
         self.count += 1
         gpu = [int(rid) for rid in config.gpu_regions]
-        variants = {int(rid): variant_of(config.settings(rid), self.depths[rid]) for rid in config.gpu_regions}
+        variants = {int(rid): variant_of(config.settings(rid)) for rid in config.gpu_regions}
         try:
             self.prepared.kernels(variants)
         except KernelError as exc:

@@ -101,8 +101,7 @@ def tune_program(request: TuneRequest, say: Callable[[str], None] = lambda m: No
     config = space.parse(best_key)
     gpu = [int(rid) for rid in config.gpu_regions]
     reason_none = None if gpu else _why_none(prepared, objective, result)
-    variants = {int(rid): variant_of(config.settings(rid), len(r.mapped))
-                for r in prepared.regions for rid in [str(r.id)] if rid in config.gpu_regions}
+    variants = {int(rid): variant_of(config.settings(rid)) for rid in config.gpu_regions}
     say("building and verifying the offloaded program")
     ship_program(prepared, variants, gpu, out / "program")
     verified, note = verify_shipped(out / "program", prepared, list(request.args_sets[0]), device=kind)
@@ -154,14 +153,12 @@ def _why_none(prepared: PreparedProgram, objective: ProgramObjective, result) ->
     """Why the best pattern keeps every region on the CPU, in the user's terms."""
     if not prepared.regions:
         return "no loop is offloadable (see `offload analyze`)"
-    gpu, transfer, cpu = 0.0, 0.0, 0.0
+    gpu, transfer = 0.0, 0.0
     for measurement in objective.measurements.values():
         for profile in measurement.outcome.regions.values():
             if profile.gpu_seconds is not None:
                 gpu += profile.gpu_seconds
                 transfer += profile.transfer_seconds or 0.0
-            elif profile.cpu_seconds is not None:
-                cpu += profile.cpu_seconds
     if gpu and transfer > gpu / 2:
         return "transfers cost more than the kernels save"
     if result.measured <= 1:
