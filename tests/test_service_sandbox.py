@@ -428,3 +428,16 @@ def _write_cpio(root: Path, out: Path) -> None:
                         path.read_bytes() if path.is_file() else b"")
                 add(str(path.relative_to(root)), path.lstat().st_mode, data)
         add("TRAILER!!!", 0, b"")
+
+
+def test_a_read_only_folder_others_may_not_enter_is_still_readable_inside(jobs, tmp_path):
+    """A checkout in a 0700 `mktemp -d` folder, as CI makes it: readable inside, mode untouched."""
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o700)
+    (locked / "hello.txt").write_text("hi\n")
+    (locked / "link").symlink_to("hello.txt")
+    mine, _ = jobs
+    result = run_sandboxed(["/bin/cat", str(locked / "hello.txt"), str(locked / "link")], mine,
+                           FAST, readonly=[locked])
+    assert (result.returncode, result.stdout) == (0, "hi\nhi\n"), result.stderr
+    assert locked.stat().st_mode & 0o777 == 0o700

@@ -307,8 +307,8 @@ def _launcher(group: cgroups.RunCgroup, sources: list[Path], stage: Path,
     """Root's part of the chain: join the cgroup, stage the binds, set rlimits, drop to nobody."""
     script = ["set -e"]
     script += [f"echo $$ > {shlex.quote(str(f))}" for f in group.procs_files]
-    script += [f"mount --rbind {shlex.quote(str(src))} {shlex.quote(f'{stage}/{i}')}"
-               for i, src in enumerate(sources)]
+    script += [f"mount --rbind {shlex.quote(str(src))} {shlex.quote(str(dst))}"
+               for src, dst in _bind_pairs(sources, stage)]
     script.append('exec "$@"')
     cpu = math.ceil(limits.cpu_seconds) + 1
     return [_tool("unshare"), "--mount", "--propagation", "private", "--",
@@ -390,6 +390,32 @@ def _base_interpreter(path: Path) -> list[Path]:
     return []
 
 
+def _bind_pairs(sources: list[Path], stage: Path) -> list[tuple[Path, Path]]:
+    """(source, mount point) for each bind. A read-only folder uid 65534 may not enter itself
+    (a checkout in a 0700 `mktemp -d`) is lifted: its entries are bound one by one into a 0755
+    stage folder, so its own mode never stands in the way and nothing of the user's is chmodded.
+    Symlinks among the entries are copied as links. The last source, the job folder, is lent
+    to uid 65534 instead (`_lent`) and always bound whole."""
+    pairs = []
+    for i, source in enumerate(sources):
+        target = stage / str(i)
+        readonly = i < len(sources) - 1
+        if readonly and source.is_dir() and source.stat().st_mode & 0o005 != 0o005:
+            pairs += [(entry, target / entry.name) for entry in sorted(source.iterdir()) if not entry.is_symlink()]
+        else:
+            pairs.append((source, target))
+    return pairs
+
+
+def _lifted_links(sources: list[Path], stage: Path) -> None:
+    """The symlinks of lifted folders, recreated in the stage (a bind cannot carry a link)."""
+    for i, source in enumerate(sources[:-1]):
+        if source.is_dir() and source.stat().st_mode & 0o005 != 0o005:
+            for entry in source.iterdir():
+                if entry.is_symlink():
+                    (stage / str(i) / entry.name).symlink_to(os.readlink(entry))
+
+
 @contextmanager
 def _staged(sources: list[Path]) -> Iterator[Path]:
     """A folder uid 65534 can reach, with a mount point per source and the written /etc files.
@@ -403,9 +429,13 @@ def _staged(sources: list[Path]) -> Iterator[Path]:
             (stage / "etc" / name).chmod(0o644)
         for i, source in enumerate(sources):
             if source.is_dir():
-                (stage / str(i)).mkdir()
+                (stage / str(i)).mkdir(mode=0o755)
             else:
                 (stage / str(i)).touch()
+        for source, target in _bind_pairs(sources, stage):
+            if target.parent != stage:               # an entry of a lifted folder
+                target.mkdir() if source.is_dir() else target.touch()
+        _lifted_links(sources, stage)
         yield stage
     finally:
         shutil.rmtree(stage)
