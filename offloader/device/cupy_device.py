@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import GARBAGE_WORD, Device, DeviceBuffer, Module
+from .base import GARBAGE_WORD, Capacity, Device, DeviceBuffer, Module
 from .checks import check_args, check_copy, check_geometry, host_bytes, kernel_signature
 from .errors import CompileError, CompileFailure, LaunchError, LaunchFailure
 from .nvcc import find_nvcc
@@ -70,6 +70,8 @@ class CupyDevice(Device):
         self._arch = f"sm_{properties['major']}{properties['minor']}"
         self.name = f"{properties['name'].decode()} ({self._arch}) through CuPy"
         self._max_shared = properties["sharedMemPerBlock"]
+        self.capacity = Capacity(properties["multiProcessorCount"], properties["maxThreadsPerMultiProcessor"],
+                                 properties.get("maxBlocksPerMultiProcessor", 16))
 
     def alloc(self, nbytes: int) -> DeviceBuffer:
         if nbytes <= 0:

@@ -93,6 +93,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--kernels", help="device: the CUDA source of the regions' kernels")
     parser.add_argument("--device", default="emu", help="device: auto, cuda or emu")
     parser.add_argument("--order", default="forward", help="device: emulator order forward|reverse|shuffle")
+    parser.add_argument("--capacity", help="device: the emulator's launch shapes are a GPU's with these "
+                                           "multiprocessors,threads,blocks per multiprocessor")
     parser.add_argument("--regions", default="all", help="device: regions to run there: all, none or 1,3")
     parser.add_argument("--verify-regions", action="store_true", help="device: check each region against its twin")
     parser.add_argument("--rtol", type=float, default=None, help="device: relative tolerance of region checks")

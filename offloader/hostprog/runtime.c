@@ -63,6 +63,7 @@ static union {
         size_t page;
         double cpu_seconds[CPU_TIMED];  /* per region id, time in its CPU loop */
         long long cpu_calls[CPU_TIMED];
+        double dispatch_seconds[CPU_TIMED];     /* per region id, time in the dispatcher */
     } s;
     char pad[4 * 4096];
 } state __attribute__((aligned(4096))) = {.s = {.table_lock = PTHREAD_MUTEX_INITIALIZER, .sorted_stale = 1}};
@@ -88,7 +89,48 @@ static void register_atexit_once(void)
 
 int __offload_dispatch(int region, void **addrs, const long long *sizes)
 {
-    return rt.dispatcher ? rt.dispatcher(region, addrs, sizes) : 0;
+    if (!rt.dispatcher)
+        return 0;
+    double started = __offload_clock();
+    int ran = rt.dispatcher(region, addrs, sizes);
+    if (region >= 0 && region < CPU_TIMED)
+        rt.dispatch_seconds[region] += __offload_clock() - started;
+    return ran;
+}
+
+int __offload_call_key(void **addrs, const long long *sizes, const unsigned char *kinds, int count,
+                       unsigned char *out, int capacity)
+{
+    int used = 0;
+    for (int k = 0; k < count; k++) {
+        const void *from = NULL;
+        int bytes = 0;
+        switch (kinds[k]) {
+        case OFFLOAD_KEY_SKIP:
+            continue;
+        case OFFLOAD_KEY_SCALAR:
+            from = addrs[k], bytes = (int)sizes[k];
+            break;
+        case OFFLOAD_KEY_POINTER:
+            from = addrs[k], bytes = sizeof(void *);
+            break;
+        case OFFLOAD_KEY_ADDRESS:
+            from = &addrs[k], bytes = sizeof(void *);
+            break;
+        default:
+            return -1;
+        }
+        if (bytes <= 0 || used + bytes > capacity)
+            return -1;
+        memcpy(out + used, from, (size_t)bytes);
+        used += bytes;
+    }
+    return used;
+}
+
+double __offload_dispatch_seconds(int region)
+{
+    return region >= 0 && region < CPU_TIMED ? rt.dispatch_seconds[region] : 0.0;
 }
 
 double __offload_clock(void)

@@ -34,9 +34,11 @@ def install_device_dispatcher(library: ctypes.CDLL, regions, options):
         source = handle.read()
     device_options = {}
     if options.device != "cuda":
+        from ..device.base import Capacity
         from ..device.emulated import ExecutionOrder
 
-        device_options = {"order": ExecutionOrder(kind=options.order)}
+        capacity = Capacity(*map(int, options.capacity.split(","))) if options.capacity else None
+        device_options = {"order": ExecutionOrder(kind=options.order), "capacity": capacity}
     device = open_device(options.device, **device_options)
     try:
         module = device.compile(source)
@@ -50,8 +52,8 @@ def install_device_dispatcher(library: ctypes.CDLL, regions, options):
     started = time.perf_counter()
 
     def flush() -> None:
-        dispatcher.account_host_copies()
-        dispatcher.collect_cpu_times()
+        dispatcher.account_host_access()
+        dispatcher.collect_times()
         stats = {"schema": STATS_SCHEMA, "device": device.name, "device_kind": device.kind,
                  "timing": device.timing_label, "total_seconds": time.perf_counter() - started,
                  "device_memory_peak_bytes": dispatcher.residency.peak_bytes,

@@ -43,6 +43,7 @@ class RunOptions:
     memory_limit: int = 8 << 30        # bytes the program may use, per run (a cgroup)
     workdir: str | None = None
     progress: object = field(default=None, repr=False)      # callable(str) or None
+    gpu_model: str = "t4"              # emulator: the GPU whose launch shapes it runs (tune/gpus.toml)
 
 
 def run_program(options: BuildOptions, run: RunOptions) -> dict:
@@ -137,12 +138,21 @@ class PreparedProgram:
                                  argv0=self.reference)
         command[command.index("--"):command.index("--")] = [
             "--plans", plans_path, "--kernels", kernels_path, "--device", kind, "--order", run.order,
-            "--regions", run.gpu_regions] + (["--verify-regions"] if run.verify in ("region", "both") else [])
+            "--regions", run.gpu_regions] + (["--verify-regions"] if run.verify in ("region", "both") else []) + (
+            ["--capacity", _capacity(run.gpu_model)] if kind == "emu" else [])
         offloaded = _run(command, run.timeout, env=runner_env(), limit=run.memory_limit)
         report = _report(self.options, run, self.regions, self.build, first, second, offloaded, stats_path, notes,
                          folder)
         report["device_choice"] = why
         return report
+
+
+def _capacity(gpu_model: str) -> str:
+    """The runner's --capacity for the emulator: the named GPU's, so launches take its shapes."""
+    from ..tune.gpumodel import gpu_spec
+
+    spec = gpu_spec(gpu_model)
+    return f"{spec.sms},{spec.max_threads_per_sm},{spec.max_blocks_per_sm}"
 
 
 @dataclass
@@ -232,6 +242,11 @@ def _report(options, run, regions, build, first, second, offloaded, stats_path, 
             "kernel_seconds": entry.get("kernel_seconds", 0.0), "h2d_bytes": entry.get("h2d_bytes", 0),
             "d2h_bytes": entry.get("d2h_bytes", 0), "verify_d2h_bytes": entry.get("verify_d2h_bytes", 0),
             "transfer_seconds": entry.get("transfer_seconds", 0.0),
+            "h2d_copies": entry.get("h2d_copies", 0), "d2h_copies": entry.get("d2h_copies", 0),
+            "dispatch_seconds": entry.get("dispatch_seconds", 0.0), "faults": entry.get("faults", 0),
+            "fault_seconds": entry.get("fault_seconds", 0.0), "alloc_seconds": entry.get("alloc_seconds", 0.0),
+            "verify_seconds": entry.get("verify_seconds", 0.0),
+            "host_seconds": entry.get("dispatch_seconds", 0.0) + entry.get("fault_seconds", 0.0),
             "cpu_seconds": entry.get("cpu_seconds", 0.0), "cpu_calls": entry.get("cpu_calls", 0),
             "alias_fallbacks": entry.get("alias_fallbacks", 0), "cpu_fallbacks": entry.get("cpu_fallbacks", 0),
             "fallback_reasons": entry.get("fallback_reasons", []), "mismatches": mismatches,

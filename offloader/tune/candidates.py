@@ -3,11 +3,15 @@ with which launch settings) through the prepared program, verify it, and time it
 
 On a GPU the time is measured: one warm-up run, then `repeats` runs, the median kept, every
 run verified against the CPU original. On the emulated device the kernels' times mean nothing
-for a GPU, so the configuration is verified by emulation and its time is modeled:
+for a GPU, so the configuration is verified by emulation (regions and program), run once
+more as production runs it (no region verification, whose shadow copies would move data
+back early) and its time is modeled from that run:
 
     modeled = all-CPU time (measured) - the CPU time of the regions moved to the GPU (measured)
               + their modeled GPU time on the named board (kernels, launches, the transfers
-                this placement causes, counted in bytes by the runtime)
+                this placement causes, counted in bytes and copies by the runtime)
+              + the runtime's host-side work for them (dispatcher, fault handling: measured)
+              + the time of their calls that still ran on the CPU (measured)
 
 A bad candidate never raises: it is an Outcome with a typed failure.
 """
@@ -33,6 +37,9 @@ BLOCKS = {1: ("128x1x1", "256x1x1", "64x1x1", "512x1x1"),
           2: ("32x8x1", "16x16x1", "32x4x1", "64x4x1"),
           3: ("8x8x4", "32x4x2", "16x8x2", "32x2x4")}
 AXES = {2: ("default", "swapped"), 3: ("default", "outer-x")}
+# Grid sizes: the blocks that fill the device 4, 1 or 16 times (runtime/launch.py), or as many
+# as the trip counts need ("trip": one thread per iteration).
+GRIDS = {"4w": 4, "1w": 1, "16w": 16, "trip": 0}
 
 
 @dataclass(frozen=True)
@@ -45,12 +52,12 @@ class Measurement:
 
 
 def search_space(prepared: PreparedProgram) -> Space:
-    """Per region: block shape, loop-to-axis map (nests of 2 or 3) and reduction scheme
-    (`atomic` only where every reduction is a `+`)."""
+    """Per region: block shape, grid size, loop-to-axis map (nests of 2 or 3) and reduction
+    scheme (`atomic` only where every reduction is a `+`)."""
     regions = []
     for region in prepared.regions:
         depth = len(region.mapped)
-        options = {"block": BLOCKS[depth]}
+        options = {"block": BLOCKS[depth], "grid": tuple(GRIDS)}
         if depth in AXES:
             options["axes"] = AXES[depth]
         if region.reductions and all(op == "+" for _, op in region.reductions):
@@ -68,7 +75,8 @@ def variant_of(settings) -> Variant:
         axes = (0, 1)
     elif values.get("axes") == "outer-x":
         axes = (0, 2, 1)
-    return Variant(block=block, axes=axes, reduction=values.get("reduction", "tree"))
+    return Variant(block=block, axes=axes, reduction=values.get("reduction", "tree"),
+                   waves=GRIDS[values.get("grid", "4w")])
 
 
 class ProgramObjective:
@@ -203,15 +211,19 @@ class ProgramObjective:
             models.append(model.to_json())
             by_region = {m.region: m for m in model.regions}
             cpu_by_id = {r["id"]: r["cpu_seconds"] for r in cpu["regions"]}
+            ran = {r["id"]: r for r in report["regions"]}
             seconds = cpu["total_seconds"]
             for rid in gpu:
                 modeled = by_region.get(rid)
                 if modeled is None:
                     continue          # no call reached the device (e.g. every call fell back)
-                seconds += modeled.gpu_seconds - cpu_by_id.get(rid, 0.0)
-                previous = regions.get(str(rid), RegionProfile(gpu_seconds=0.0, transfer_seconds=0.0))
-                regions[str(rid)] = RegionProfile(gpu_seconds=previous.gpu_seconds + modeled.gpu_seconds,
-                                                  transfer_seconds=previous.transfer_seconds + modeled.transfer_seconds)
+                host = ran[rid].get("host_seconds", 0.0)
+                seconds += modeled.gpu_seconds + host + ran[rid]["cpu_seconds"] - cpu_by_id.get(rid, 0.0)
+                previous = regions.get(str(rid), RegionProfile(gpu_seconds=0.0, transfer_seconds=0.0, host_seconds=0.0))
+                regions[str(rid)] = RegionProfile(
+                    gpu_seconds=previous.gpu_seconds + modeled.gpu_seconds + host,
+                    transfer_seconds=previous.transfer_seconds + modeled.transfer_seconds,
+                    host_seconds=previous.host_seconds + host)
             total += max(seconds, 0.0)
         for r in _merged(baseline):
             regions.setdefault(str(r["id"]), RegionProfile(cpu_seconds=r["cpu_seconds"]))
@@ -236,9 +248,12 @@ class ProgramObjective:
 
     def _timed_runs(self, options: RunOptions, gpu_regions: str, variants: dict, tag: str) -> dict:
         first = self.prepared.run(options, variants, tag=tag)
-        if not first["verified"] or (first["timing"] != "measured" and gpu_regions != "none"):
+        if not first["verified"]:
             return first
         quiet = replace(options, verify="program")
+        if first["timing"] != "measured" and gpu_regions != "none":
+            production = self.prepared.run(quiet, variants, tag=f"{tag}-p")     # what the model counts
+            return {**production, "workdir": first["workdir"]} if production["verified"] else production
         runs = [self.prepared.run(quiet, variants, tag=f"{tag}-r{k}") for k in range(self.repeats)]
         failed = next((r for r in runs if not r["verified"]), None)
         if failed is not None or not runs:

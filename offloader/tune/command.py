@@ -75,7 +75,8 @@ def tune_program(request: TuneRequest, say: Callable[[str], None] = lambda m: No
     prepared = PreparedProgram(request.options, str(build), say)      # a missing or bad source stops here
     identity = identity_of(request, kind, gpu_model)
     space = search_space(prepared)
-    run = RunOptions(device=kind, timeout=request.timeout, memory_limit=request.memory_limit)
+    run = RunOptions(device=kind, timeout=request.timeout, memory_limit=request.memory_limit,
+                     gpu_model=gpu_model or RunOptions.gpu_model)
     objective = ProgramObjective(prepared, run, request.args_sets, gpu_model,
                                  out / "measurements", identity["source_hash"], request.repeats)
     say(f"{len(prepared.regions)} region(s), {space.size} configuration(s); device: {why}"
@@ -112,7 +113,8 @@ def tune_program(request: TuneRequest, say: Callable[[str], None] = lambda m: No
     plan = plan_document(app=app, identity=identity, prepared=prepared, best_key=best_key, space=space,
                          outcome=outcome, cpu_seconds=cpu_seconds, verified=verified, verified_on=verified_on,
                          device=device, gpu_model=gpu_model, strategy=request.strategy,
-                         measurements=result.measured, reason_none=reason_none)
+                         measurements=result.measured, reason_none=reason_none, report=measurement.report,
+                         plans=prepared.kernels(variants)[1])
     profile_device = f"{gpu_model} (modeled)" if timing == "modeled" else device
     profile = profile_document(app=app, kind=timing, device=profile_device, outcome=outcome,
                                report=measurement.report, model=measurement.model, cpu_seconds=cpu_seconds,
@@ -153,12 +155,15 @@ def _why_none(prepared: PreparedProgram, objective: ProgramObjective, result) ->
     """Why the best pattern keeps every region on the CPU, in the user's terms."""
     if not prepared.regions:
         return "no loop is offloadable (see `offload analyze`)"
-    gpu, transfer = 0.0, 0.0
+    gpu, transfer, host = 0.0, 0.0, 0.0
     for measurement in objective.measurements.values():
         for profile in measurement.outcome.regions.values():
             if profile.gpu_seconds is not None:
                 gpu += profile.gpu_seconds
                 transfer += profile.transfer_seconds or 0.0
+                host += profile.host_seconds or 0.0
+    if gpu and host > gpu / 2:
+        return "the runtime's host-side work per call costs more than the kernels save"
     if gpu and transfer > gpu / 2:
         return "transfers cost more than the kernels save"
     if result.measured <= 1:

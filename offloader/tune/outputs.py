@@ -12,6 +12,8 @@ from typing import Optional
 
 PLAN_SCHEMA = 1
 PROFILE_SCHEMA = 1
+# The runtime's host-side work for a region, as the run report has it (measured on this host).
+HOST_FIELDS = ("host_seconds", "dispatch_seconds", "fault_seconds", "faults", "h2d_copies", "d2h_copies")
 
 
 def write_json(path: Path, data: dict) -> None:
@@ -23,14 +25,27 @@ def write_json(path: Path, data: dict) -> None:
 
 def plan_document(*, app: str, identity: dict, prepared, best_key: Optional[str], space, outcome, cpu_seconds: float,
                   verified: bool, verified_on: str, device: str, gpu_model: Optional[str], strategy: str,
-                  measurements: int, reason_none: Optional[str]) -> dict:
+                  measurements: int, reason_none: Optional[str], report: dict, plans: dict) -> dict:
+    """plan.json. A region on the GPU carries its launch shape (`plans`: its KernelPlan; the
+    grid per call shape as `report`, the chosen pattern's run, recorded it), so a later run or
+    a reassociated reference can launch it exactly so, and the runtime's measured host-side
+    work for it."""
     config = space.parse(best_key) if best_key else space.all_cpu()
+    ran = {entry["id"]: entry for entry in report.get("regions", [])}
     regions = []
     for region in prepared.regions:
         settings = config.settings(str(region.id))
-        regions.append({"id": region.id, "location": str(region.top.loop.location),
-                        "device": "gpu" if settings is not None else "cpu",
-                        "settings": dict(settings) if settings is not None else None})
+        row = {"id": region.id, "location": str(region.top.loop.location),
+               "device": "gpu" if settings is not None else "cpu",
+               "settings": dict(settings) if settings is not None else None}
+        if settings is not None and region.id in plans:
+            entry = ran.get(region.id, {})
+            row["launch"] = {"block": list(plans[region.id].block), "waves": plans[region.id].waves,
+                             "grids": [{"grid": shape.get("grid"), "values": shape["values"], "calls": shape["calls"]}
+                                       for shape in entry.get("shapes", [])]}
+            row["host"] = {key: entry.get(key, 0) for key in HOST_FIELDS}
+            row["host"]["timing"] = "measured"
+        regions.append(row)
     seconds = outcome.seconds if outcome is not None and outcome.ok else cpu_seconds
     return {"schema": PLAN_SCHEMA, "app": app, "source_hash": identity["source_hash"],
             "build_options": identity["build_options"], "args": identity["args"],
@@ -47,11 +62,13 @@ def profile_document(*, app: str, kind: str, device: str, outcome, report: dict,
                      cpu_seconds: float, region_cpu_seconds: dict[int, float]) -> dict:
     """profile.json (sizing/profile.py reads it): the chosen pattern's time split into the CPU
     part, kernels and transfers, with peaks and a per-region breakdown: `regions` are those on
-    the GPU, `cpu_regions` the rest, each with its measured time on one CPU core."""
+    the GPU, `cpu_regions` the rest, each with its measured time on one CPU core. The CPU part
+    holds the runtime's host-side work for the GPU regions, given apart as
+    `host_overhead_seconds` and per region as `host_seconds` (measured)."""
     modeled = {}
     for program in ((model or {}).get("models", []) if kind == "modeled" else [])[:1]:
         modeled = {r["region"]: r for r in program["regions"]}
-    rows, cpu_rows, kernel_total, transfer_total, fp32, fp64 = [], [], 0.0, 0.0, 0.0, 0.0
+    rows, cpu_rows, kernel_total, transfer_total, host_total, fp32, fp64 = [], [], 0.0, 0.0, 0.0, 0.0, 0.0
     for entry in report["regions"]:
         rid = entry["id"]
         on_gpu = entry.get("device_runs", 0) > 0
@@ -69,14 +86,16 @@ def profile_document(*, app: str, kind: str, device: str, outcome, report: dict,
             continue
         kernel_total += kernel
         transfer_total += transfer
+        host_total += entry.get("host_seconds", 0.0)
         rows.append({"id": rid, "line": entry["line"], "kernel_seconds": kernel, "transfer_seconds": transfer,
-                     "cpu_seconds": region_cpu_seconds.get(rid),
+                     "host_seconds": entry.get("host_seconds", 0.0), "cpu_seconds": region_cpu_seconds.get(rid),
                      "flops": flops, "bytes": nbytes, "h2d_bytes": entry["h2d_bytes"],
                      "d2h_bytes": entry["d2h_bytes"], "precision": precision})
     total = outcome.seconds if outcome is not None and outcome.ok else cpu_seconds
     document = {"schema": PROFILE_SCHEMA, "app": app, "kind": kind, "device": device,
                 "cpu_part_seconds": max(total - kernel_total - transfer_total, 0.0),
                 "gpu_kernel_seconds": kernel_total, "transfer_seconds": transfer_total,
+                "host_overhead_seconds": host_total, "host_overhead_timing": "measured",
                 "device_memory_bytes": int(report.get("device_memory_peak_bytes") or 0),
                 "threads_used_by_cpu_part": 1, "regions": rows, "cpu_regions": cpu_rows}
     if report.get("cpu_peak_rss_bytes"):
