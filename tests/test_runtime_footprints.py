@@ -5,6 +5,7 @@ runs cover exactly the enumerated elements, and a write is never `exact` where t
 enumeration says it is not. And the work is per run, not per element."""
 
 import time
+from unittest.mock import patch
 
 import numpy as np
 from hypothesis import HealthCheck, given, settings
@@ -104,3 +105,18 @@ def test_a_2d_interior_stencil_writes_a_run_per_row_and_reads_rows_joined_by_the
     assert footprints.element_count(need, n * n) == n * n - 4        # all of a but its corners
     assert need.tolist() == [[1, n - 1], [n, n * n - n], [n * n - n + 1, n * n - 1]]   # rows joined
     assert len(access["b"].writes) == n - 2 and not len(access["b"].need)
+
+
+@settings(max_examples=200, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+@given(nests())
+def test_beyond_the_run_limit_the_hull_holds_every_element_and_is_never_exact(case):
+    fp, ranges, values, count = case
+    expected, _ = oracle._elements(fp, ranges, values, count)
+    with patch.object(footprints, "MAX_RUNS", 2):
+        runs, exact = footprints.access_runs(fp, ranges, values, count)
+    if expected is None:
+        return
+    unlimited, _ = footprints.access_runs(fp, ranges, values, count)
+    assert set(np.unique(expected)) <= set(elements_of(runs).tolist())
+    if len(runs) == 1 and len(unlimited) > 2:               # settled for the hull
+        assert not exact

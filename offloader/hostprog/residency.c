@@ -392,7 +392,10 @@ static int copy_runs(const managed *e, int in, const span *runs, long long count
         }
         r += rows;
     }
-    t->copy_seconds += now() - started;
+    if (in)
+        t->h2d_seconds += now() - started;
+    else
+        t->d2h_seconds += now() - started;
     return ok;
 }
 
@@ -783,7 +786,7 @@ int __offload_residency_wrote(int index, const long long *pairs, long long count
         ok = reserve(&e->stale, 1);
         if (ok)
             add(&e->stale, lo, hi);
-    } else if (ok) {
+    } else if (ok && n) {                           /* else every byte written was stale already */
         ok = add_all(&e->valid, runs, count) && add_all(&e->stale, runs, count);
         long long k = first_ending_from(&e->stale, lo);
         while (ok && k + 1 < e->stale.n && e->stale.at[k].hi < hi) {

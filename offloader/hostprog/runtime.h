@@ -69,7 +69,7 @@ int __offload_posix_memalign(void **p, __SIZE_TYPE__ alignment, __SIZE_TYPE__ si
  * copied to *t. `manage` returns the entry's index, or -1. */
 struct __offload_traffic {
     unsigned long long h2d_bytes, d2h_bytes, h2d_copies, d2h_copies;
-    double copy_seconds;
+    double h2d_seconds, d2h_seconds;
 };
 struct __offload_fault_stats {             /* host access to device data, since manage */
     unsigned long long faults, copies, copied_back;

@@ -47,7 +47,11 @@ class RegionStats:
     alias_fallbacks: int = 0
     kernel_seconds: float = 0.0           # the device's launches alone (labelled as the device times)
     transfer_seconds: float = 0.0         # copies, in the call and on host access afterwards
+    h2d_seconds: float = 0.0              # of which to the device
+    d2h_seconds: float = 0.0              # and back
     dispatch_seconds: float = 0.0         # the dispatcher's own work (host side, measured)
+    prepare_seconds: float = 0.0          # of which preparing calls unlike the ones before
+    prepared_calls: int = 0
     fault_seconds: float = 0.0            # the fault handler's own work, without its copies
     alloc_seconds: float = 0.0            # making device copies (the emulator fills fresh memory)
     verify_seconds: float = 0.0           # region verification: shadows, the twin, comparing
@@ -151,26 +155,9 @@ class DeviceDispatcher:
         if region_id not in self.enabled or region_id not in self.plans:
             return 0
         region = self.regions[region_id]
-        kinds = self._key_kinds[region_id]
-        length = self.call_key(addrs, sizes, kinds, len(kinds), self._key, KEY_BYTES)
-        key = self._key.raw[:length] if length >= 0 else None
-        prepared = self._prepared[region_id]
-        call = prepared.get(key) if key is not None else None
-        if call is None or call.generation != self.residency.generation:
-            try:
-                call = self._prepare(region, self.plans[region_id], addrs, sizes, stats)
-            except (CpuFallback, ResidencyFull) as why:
-                stats.cpu_fallbacks += 1
-                if len(stats.fallback_reasons) < 20:
-                    stats.fallback_reasons.append(str(why))
-                return 0
-            if key is not None:
-                prepared.pop(key, None)
-                if len(prepared) >= PREPARED:
-                    prepared.pop(next(iter(prepared)))
-                prepared[key] = call
-        else:
-            call.shape["calls"] += 1
+        call = self._call(region, addrs, sizes, stats)
+        if call is None:
+            return 0
         shadows = None
         if self.verify:
             started = time.perf_counter()
@@ -191,6 +178,35 @@ class DeviceDispatcher:
             stats.verify_seconds += time.perf_counter() - started
         stats.device_runs += 1
         return 1
+
+    def _call(self, region: HostRegion, addrs, sizes, stats: RegionStats):
+        """The prepared call for these slot values (a repeated call's is reused), or None when
+        the call runs on the CPU, with the reason recorded."""
+        kinds = self._key_kinds[region.id]
+        length = self.call_key(addrs, sizes, kinds, len(kinds), self._key, KEY_BYTES)
+        key = self._key.raw[:length] if length >= 0 else None
+        prepared = self._prepared[region.id]
+        call = prepared.get(key) if key is not None else None
+        if call is not None and call.generation == self.residency.generation:
+            call.shape["calls"] += 1
+            return call
+        started, alloc = time.perf_counter(), stats.alloc_seconds
+        try:
+            call = self._prepare(region, self.plans[region.id], addrs, sizes, stats)
+        except (CpuFallback, ResidencyFull) as why:
+            stats.cpu_fallbacks += 1
+            if len(stats.fallback_reasons) < 20:
+                stats.fallback_reasons.append(str(why))
+            return None
+        finally:
+            stats.prepare_seconds += time.perf_counter() - started - (stats.alloc_seconds - alloc)
+            stats.prepared_calls += 1
+        if key is not None:
+            prepared.pop(key, None)
+            if len(prepared) >= PREPARED:
+                prepared.pop(next(iter(prepared)))
+            prepared[key] = call
+        return call
 
     def _verify_copies(self) -> int:
         """Bytes region verification's host reads made come back (counted apart)."""
@@ -221,6 +237,7 @@ class DeviceDispatcher:
                 stats.faults += access.faults
                 stats.fault_seconds += access.fault_seconds
                 stats.transfer_seconds += access.copy_seconds
+                stats.d2h_seconds += access.copy_seconds
 
     # ---- preparing a call --------------------------------------------------------------
     def _prepare(self, region: HostRegion, plan: KernelPlan, addrs, sizes, stats: RegionStats) -> PreparedCall:
@@ -374,9 +391,11 @@ class DeviceDispatcher:
             traffic.d2h_bytes += value.nbytes
             traffic.d2h_copies += 1
             results[name] = value[0]
-        traffic.copy_seconds += time.perf_counter() - started
-        stats.transfer_seconds += traffic.copy_seconds
-        self._call_copies[region.id] += traffic.copy_seconds
+        traffic.d2h_seconds += time.perf_counter() - started
+        stats.h2d_seconds += traffic.h2d_seconds
+        stats.d2h_seconds += traffic.d2h_seconds
+        stats.transfer_seconds += traffic.h2d_seconds + traffic.d2h_seconds
+        self._call_copies[region.id] += traffic.h2d_seconds + traffic.d2h_seconds
         stats.h2d_bytes += traffic.h2d_bytes
         stats.d2h_bytes += traffic.d2h_bytes
         stats.h2d_copies += traffic.h2d_copies
