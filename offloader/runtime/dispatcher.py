@@ -41,6 +41,7 @@ class RegionStats:
     h2d_bytes: int = 0
     d2h_bytes: int = 0
     verify_d2h_bytes: int = 0
+    max_rel_error: float | None = None    # largest relative error region verification saw
     fallback_reasons: list[str] = field(default_factory=list)
     shapes: list[dict] = field(default_factory=list)       # distinct call shapes, for the GPU model
     mismatches: list[dict] = field(default_factory=list)
@@ -115,9 +116,13 @@ class DeviceDispatcher:
         self._write_back(region, addrs, results, finals)
         if self.verify:
             twin = run_twin(self.library, region, extents, shadows, scalars, self.scalar_types)
-            for mismatch in compare_region(region, plan, extents, shadows, results, twin, self._host_view, self.rtol):
+            mismatches, error = compare_region(region, plan, extents, shadows, results, twin, self._host_view,
+                                               self.rtol)
+            for mismatch in mismatches:
                 if len(stats.mismatches) < 20:
                     stats.mismatches.append(mismatch.to_json())
+            if error is not None:
+                stats.max_rel_error = max(stats.max_rel_error or 0.0, error)
             stats.verify_d2h_bytes += sum(self.residency.copied_on_access().values())
         stats.device_runs += 1
         return 1

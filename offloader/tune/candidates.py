@@ -85,6 +85,7 @@ class ProgramObjective:
         self._ops = None
         self._baseline: Optional[list[dict]] = None
         self.measurements: dict[str, Measurement] = {}
+        self.failed_reports: dict[str, dict] = {}       # config key -> the run that failed, to say why
         self.count = 0
 
     # ---- the baseline ------------------------------------------------------------------
@@ -163,6 +164,7 @@ class ProgramObjective:
             report = self._median_run(spec, variants, args, f"trial-{self.count}-{k}")
             failure = _failure(report)
             if failure is not None:
+                self.failed_reports[config.key] = report
                 return failure
             reports.append(report)
         if reports[0]["timing"] == "measured":
@@ -245,7 +247,9 @@ class ProgramObjective:
             return failed or first
         middle = statistics.median_low([r["total_seconds"] for r in runs])
         chosen = next(r for r in runs if r["total_seconds"] == middle)
-        return {**chosen, "workdir": first["workdir"], "runs_seconds": [r["total_seconds"] for r in runs]}
+        # The repeats verify the program's output only: what region verification saw is the first run's.
+        return {**chosen, "workdir": first["workdir"], "runs_seconds": [r["total_seconds"] for r in runs],
+                "max_rel_errors": {str(r["id"]): r.get("max_rel_error") for r in first["regions"]}}
 
 
 def _merged(reports: list[dict]) -> list[dict]:

@@ -534,16 +534,18 @@ def compare_with_measured(model: ProgramModel, measured: dict) -> list[dict]:
     """Per modeled region, the model against a real GPU's `offload run --json` report of the
     same program and placement: kernel seconds (the model's, without launch overhead, as the
     runtime times kernels with CUDA events) and transfer seconds, with relative errors
-    (model - measured) / measured."""
+    (model - measured) / measured. A region the report has no device run of is `not_recorded`."""
     if measured.get("timing") != "measured":
         raise ValueError(f"the report's times are {measured.get('timing')!r}, not measured on a GPU")
     by_id = {r["id"]: r for r in measured["regions"]}
     out = []
     for region in model.regions:
         real = by_id.get(region.region)
-        if real is None or not real.get("device_runs"):
-            continue
         row = {"region": region.region, "gpu": model.gpu, "device": measured.get("device")}
+        if real is None or not real.get("device_runs"):
+            out.append({**row, "status": "not_recorded"})
+            continue
+        row["status"] = "compared"
         for what, modeled in (("kernel", region.kernel_seconds), ("transfer", region.transfer_seconds)):
             seen = real[f"{what}_seconds"]
             row.update({f"modeled_{what}_seconds": modeled, f"measured_{what}_seconds": seen,
