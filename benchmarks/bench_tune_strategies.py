@@ -6,7 +6,8 @@ from realistic ranges (offloader/tune/synthetic.py; times are modeled), and ever
 recording (offloader/tune/replay.py format) of real measurements in results/gpu/*.json and
 of real samples with modeled GPU times in results/bench/recordings/*.json
 (benchmarks/record_sample_spaces.py), when there are some. Every case has at least 256
-configurations.
+configurations. The GPU check's results (results/gpu/) hold a partial recording per sample
+(two configurations): they are listed as skipped, with how much of the space they hold.
 
 A strategy sees each time with log-normal noise (NOISE), fixed per seed and config, like a
 median of repeats; it is judged on the noise-free times, which are the truth of the model or

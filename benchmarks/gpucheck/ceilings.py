@@ -41,7 +41,9 @@ def run(context: Context, out: StepOutput) -> int:
         return out.finish("ok")
     d2d = (256 << 20) if context.smoke else (1 << 30)
     out.set(device_to_device=device_to_device(d2d), cupy_reason=None)
+    _empty_pools()
     out.set(pinned=pinned_copies(big))
+    _empty_pools()
     out.set(copy_2d=copies_2d(4096, 32 << 10, 16 << 10))
     return out.finish("ok")
 
@@ -113,8 +115,6 @@ def device_to_device(nbytes: int) -> dict:
     source, target = cupy.ones(nbytes, dtype=cupy.uint8), cupy.empty(nbytes, dtype=cupy.uint8)
     times = _timed(lambda: runtime.memcpy(target.data.ptr, source.data.ptr, nbytes, runtime.memcpyDeviceToDevice))
     ok = bool((target[::4096] == 1).all())
-    del source, target
-    cupy.get_default_memory_pool().free_all_blocks()
     return {**rate(2 * nbytes, times), "copied_bytes": nbytes, "intact": ok,
             "note": "bytes read plus written, as the datasheet's HBM bandwidth counts them"}
 
@@ -127,8 +127,6 @@ def pinned_copies(nbytes: int) -> dict:
     device = cupy.empty(nbytes, dtype=cupy.uint8)
     h2d = _timed(lambda: runtime.memcpy(device.data.ptr, pinned.ptr, nbytes, runtime.memcpyHostToDevice))
     d2h = _timed(lambda: runtime.memcpy(pinned.ptr, device.data.ptr, nbytes, runtime.memcpyDeviceToHost))
-    del device
-    cupy.get_default_memory_pool().free_all_blocks()
     return {"host_to_device": rate(nbytes, h2d), "device_to_host": rate(nbytes, d2h)}
 
 
@@ -137,17 +135,21 @@ def copies_2d(rows: int, pitch: int, width: int) -> dict:
     import cupy
 
     runtime = cupy.cuda.runtime
-    nbytes = rows * pitch
-    pinned = cupy.cuda.alloc_pinned_memory(nbytes)
-    device = cupy.zeros(nbytes, dtype=cupy.uint8)
-
-    def copy(kind, target, source):
-        return lambda: runtime.memcpy2D(target, pitch, source, pitch, width, rows, kind)
-
-    h2d = _timed(copy(runtime.memcpyHostToDevice, device.data.ptr, pinned.ptr))
-    d2h = _timed(copy(runtime.memcpyDeviceToHost, pinned.ptr, device.data.ptr))
-    del device
-    cupy.get_default_memory_pool().free_all_blocks()
+    pinned = cupy.cuda.alloc_pinned_memory(rows * pitch)
+    device = cupy.zeros(rows * pitch, dtype=cupy.uint8)
+    h2d = _timed(lambda: runtime.memcpy2D(device.data.ptr, pitch, pinned.ptr, pitch, width, rows,
+                                          runtime.memcpyHostToDevice))
+    d2h = _timed(lambda: runtime.memcpy2D(pinned.ptr, pitch, device.data.ptr, pitch, width, rows,
+                                          runtime.memcpyDeviceToHost))
     shape = {"rows": rows, "pitch_bytes": pitch, "row_bytes": width}
     return {"shape": shape, "host_to_device": rate(rows * width, h2d), "device_to_host": rate(rows * width, d2h),
             "note": "pinned host memory; bytes are the payload (rows x row_bytes)"}
+
+
+def _empty_pools() -> None:
+    """CuPy's memory pools emptied (a measurement's buffers are gone once it returns), so they
+    do not crowd the next one."""
+    import cupy
+
+    cupy.get_default_memory_pool().free_all_blocks()
+    cupy.get_default_pinned_memory_pool().free_all_blocks()

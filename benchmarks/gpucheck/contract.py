@@ -2,8 +2,8 @@
 device's own GPU tests, through pycuda and through CuPy; which library the later steps use.
 
 pycuda if it passes its contract, else CuPy if that passes (the file says pycuda failed and
-how), else whichever failed less, said so. In the dry run the suite runs on the emulator and
-the GPU cases skip, with pytest's reasons."""
+how), else whichever failed less, said so. The smoke mode runs a subset (SMOKE). In the dry run
+the suite runs on the emulator and the GPU cases skip, with pytest's reasons."""
 
 from __future__ import annotations
 
@@ -16,13 +16,14 @@ from pathlib import Path
 from .stepio import Context, StepOutput
 
 TESTS = ("tests/test_device_contract.py", "tests/test_device_cupy.py")
+SMOKE = "vector_add or copies or reduction or current_context or fault"      # the smoke mode's subset
 LIBRARIES = ("pycuda", "cupy", "emu")      # emu: the emulator's cases, and (dry run) tests that need no GPU
 
 
 def run(context: Context, out: StepOutput) -> int:
     junit = Path(context.work) / "logs" / "contract.xml"
     command = [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", f"--junitxml={junit}",
-               *(() if context.dry else ("-m", "gpu")), *TESTS]
+               *(() if context.dry else ("-m", "gpu")), *(("-k", SMOKE) if context.smoke else ()), *TESTS]
     done = subprocess.run(command, cwd=context.root)
     results = read_junit(junit, context.dry)
     library, why = choose(results, context.dry)

@@ -69,14 +69,14 @@ def collect(result: dict) -> list[dict]:
 
 def table(result: dict, path: str) -> str:
     """README "Measured" rows (| what | figure | reproduce |) for a result's figures."""
-    gpu = result.get("gpu") or {}
+    gpu, commit = result.get("gpu") or {}, result.get("commit") or {}
     where = (f"`{result.get('kind')}` on {gpu.get('name') or 'the emulated device'}"
              + (f", driver {gpu['driver']}" if gpu.get("driver") else "")
-             + f", commit {((result.get('commit') or {}).get('sha') or '?')[:10]}")
+             + f", commit {(commit.get('sha') or '?')[:10]}" + (" with changes" if commit.get("dirty") else ""))
     rows = []
     for figure in result.get("figures") or collect(result):
         value = figure["value"]
-        shown = f"{value:.3g}" if isinstance(value, float) else str(value)
+        shown = f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3g}"
         rows.append(f"| {figure['what']} | **{shown} {figure['unit']}**".rstrip() + f" — {where} | "
                     f"`bash scripts/gpu-check.sh` → `{path}` ({figure['from']}) |")
     return "\n".join(rows) if rows else f"(no figures in {path})"

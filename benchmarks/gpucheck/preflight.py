@@ -143,8 +143,7 @@ def _cupy() -> dict:
     try:
         count = cupy.cuda.runtime.getDeviceCount()
         properties = cupy.cuda.runtime.getDeviceProperties(0)
-        probe = cupy.arange(1 << 20, dtype=cupy.float32)
-        if float(probe.sum()) != float((1 << 20) * ((1 << 20) - 1) / 2):
+        if int(cupy.arange(1 << 20, dtype=cupy.int64).sum()) != (1 << 20) * ((1 << 20) - 1) // 2:
             return {"ok": False, "version": cupy.__version__, "reason": "a sum on the GPU came out wrong"}
         runtime = cupy.cuda.runtime.runtimeGetVersion()
     except Exception as error:              # noqa: BLE001 - reported

@@ -27,4 +27,8 @@ GPU_SIZES: dict[str, tuple[str, ...]] = {
     "swap_stencil": ("N=2048", "STEPS=160"),
 }
 
+# The order the check runs them in, the most telling first (a short box reaches these): a
+# memory-bound stream, 2-D and 3-D stencils over time steps, a compute-bound product, pairs.
+SAMPLE_ORDER = ("saxpy", "heat2d", "matmul", "jacobi3d", "nbody", "reductions", "swap_stencil", "linearised",
+                "prefix_sum", "histogram", "printf_loop")
 SMOKE_SAMPLES = ("saxpy",)          # the smoke mode's one sample: one region per shape, quick to build
