@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from gpucheck import figures, record  # noqa: E402
-from gpucheck.boxes import become_subreaper, run_boxed  # noqa: E402
+from gpucheck.boxes import Interrupted, become_subreaper, die_with_parent, run_boxed, stop_on_signals  # noqa: E402
 from gpucheck.sizes import SAMPLE_ORDER, SMOKE_SAMPLES  # noqa: E402
 from gpucheck.stepio import STOP, Context, StepOutput  # noqa: E402
 
@@ -102,6 +102,7 @@ def main() -> int:
 
 
 def run_step(name: str, work: Path) -> int:
+    die_with_parent()
     context = Context.load(work / "context.json")
     out = StepOutput(work / "steps" / f"{name.replace(':', '-')}.json")
     kind, _, argument = name.partition(":")
@@ -127,6 +128,7 @@ def mode_from_env() -> dict:
 def check() -> int:
     started = time.monotonic()
     become_subreaper()
+    stop_on_signals()
     mode = mode_from_env()
     if not mode["dry"] and mode["seconds"] > MAX_SECONDS:
         print(f"gpu-check: GPU_CHECK_SECONDS={mode['seconds']:g} is over {MAX_SECONDS}: a device command "
@@ -168,7 +170,14 @@ def check() -> int:
             worst = max(worst, 1)
             write(result, paths, work, started)
             continue
-        entry = run_one(step, box, context, work, env, console)
+        try:
+            entry = run_one(step, box, context, work, env, console)
+        except Interrupted as signal_name:
+            result["steps"][step.name] = {"status": "interrupted", "reason": f"the check got {signal_name}: "
+                                          "the step was killed with its process group"}
+            console.say(f"stopped by {signal_name} during {step.name}")
+            write(result, paths, work, started)
+            return 1
         result["steps"][step.name] = entry
         worst = max(worst, 0 if entry["status"] in ("ok", "skipped") else 1)
         if step.name == "preflight":

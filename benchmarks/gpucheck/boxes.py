@@ -18,15 +18,44 @@ import time
 from dataclasses import dataclass
 
 
-PR_SET_CHILD_SUBREAPER = 36
+PR_SET_PDEATHSIG, PR_SET_CHILD_SUBREAPER = 1, 36
+
+
+def _prctl(option: int, value: int) -> None:
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(option, value, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass                                        # not Linux: nothing to do
 
 
 def become_subreaper() -> None:
-    """Orphans of the steps become this process's children (Linux; elsewhere nothing)."""
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-    except (OSError, AttributeError):
-        pass
+    """Orphans of the steps become this process's children."""
+    _prctl(PR_SET_CHILD_SUBREAPER, 1)
+
+
+def die_with_parent() -> None:
+    """In a step: should the check itself be killed (the device tool's limit), take the whole
+    group along, so that nothing of the step goes on running after the command."""
+    def kill_group(signum, frame):
+        os.killpg(os.getpgrp(), signal.SIGKILL)
+
+    signal.signal(signal.SIGTERM, kill_group)
+    _prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() == 1:                           # the parent died before the line above
+        kill_group(None, None)
+
+
+class Interrupted(Exception):
+    """The check was asked to stop (SIGTERM, SIGHUP, SIGINT): the step in flight is killed
+    with its group, and what was measured is written."""
+
+
+def stop_on_signals() -> None:
+    def stop(signum, frame):
+        raise Interrupted(signal.Signals(signum).name)
+
+    for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        signal.signal(signum, stop)
 
 
 @dataclass(frozen=True)

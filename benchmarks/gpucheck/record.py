@@ -21,7 +21,10 @@ SCHEMA = "offload.gpu-check/1"
 MANIFEST = ".gpu-vendor/manifest.json"            # written by scripts/gpu-vendor.sh
 DIGEST_FOLDERS = ("offloader", "sizing", "benchmarks", "samples", "scripts", "tests")
 DIGEST_SUFFIXES = (".py", ".c", ".h", ".sh", ".toml", ".cu", ".cfg")
-STEP_STATUSES = ("ok", "failed", "overran", "crashed", "skipped", "not_run")
+# ok; failed (it ran, and what it checks failed); overran (killed at its box); crashed (exited
+# without saying how it went); skipped (no time left, or nothing to do here); not_run (not in
+# GPU_CHECK_STEPS); interrupted (the check itself was stopped during it).
+STEP_STATUSES = ("ok", "failed", "overran", "crashed", "skipped", "not_run", "interrupted")
 
 
 def skeleton(mode: dict) -> dict:

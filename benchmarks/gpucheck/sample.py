@@ -149,7 +149,7 @@ def model_part(measurement, report: dict, context: Context) -> dict:
 
 
 def kernels_part(context: Context, folder: Path, plans: dict, report: dict, objective: ProgramObjective) -> dict:
-    from offloader.device import open_device
+    from offloader.device import CompileError, LaunchError, open_device
     from offloader.tune.gpumodel import ModelError, ptxas_resources
 
     source = (folder / "kernels.cu").read_text()
@@ -164,6 +164,9 @@ def kernels_part(context: Context, folder: Path, plans: dict, report: dict, obje
     try:
         rows = kernels.measure_regions(device, source, plans, report, objective.ops(), context.gpu_model, ptx,
                                        context.ceilings, cpu, context.timing)
+    except (CompileError, LaunchError) as error:
+        return {"device": device.name, "timing": context.timing, "regions": [], "ptxas_note": note,
+                "reason": f"{type(error).__name__} ({error.code.name}): {error}"}
     finally:
         device.close()
-    return {"device": device.name, "timing": context.timing, "regions": rows, "ptxas_note": note}
+    return {"device": device.name, "timing": context.timing, "regions": rows, "ptxas_note": note, "reason": None}
