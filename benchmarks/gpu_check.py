@@ -254,6 +254,8 @@ def absorb_preflight(result: dict, entry: dict, context: Context) -> None:
     from sizing.gpu_models import lookup
     from offloader.tune.gpumodel import gpu_specs
 
+    if not result["gpu"].get("name"):                   # no nvidia-smi: the name CuPy read
+        result["gpu"]["name"] = (result["libraries"].get("cupy") or {}).get("name")
     board = lookup(result["gpu"].get("name") or "")
     names = [name for name, spec in gpu_specs().items() if board and spec.board.name == board.name]
     context.gpu_model = names[0] if names else "h200"

@@ -10,6 +10,8 @@
 #   run(command="GPU_CHECK_SMOKE=1 bash scripts/gpu-check.sh", carry=[".gpu-vendor"], timeout_s=150)
 #   run(command="GPU_CHECK_STEPS=sample:matmul,launch bash scripts/gpu-check.sh", carry=[".gpu-vendor"], timeout_s=150)
 #
+# If pycuda does not import there (the check stops in seconds and says why), the same command
+# with GPU_CHECK_WITHOUT_PYCUDA=1 in front goes on through CuPy alone.
 # Without a git history there, the commit measured is the one .gpu-vendor/manifest.json names
 # (gpu-vendor.sh writes it; the check says whether the source still matches it), or the one
 # given as GPU_CHECK_COMMIT=<sha> in front of the command.

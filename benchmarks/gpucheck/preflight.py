@@ -149,7 +149,7 @@ def _cupy() -> dict:
     except Exception as error:              # noqa: BLE001 - reported
         return {"ok": False, "version": cupy.__version__, "reason": f"sees no usable GPU: {error}"[:400]}
     name = properties["name"].decode()
-    return {"ok": count > 0, "version": cupy.__version__, "sees": f"{count} GPU(s), {name} "
+    return {"ok": count > 0, "version": cupy.__version__, "name": name, "sees": f"{count} GPU(s), {name} "
             f"(sm_{properties['major']}{properties['minor']})", "cuda_runtime": f"{runtime // 1000}.{runtime % 1000 // 10}",
             "reason": None if count else "no GPU"}
 
