@@ -16,7 +16,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from gpucheck import contract  # noqa: E402
 from gpucheck.boxes import become_subreaper, run_boxed  # noqa: E402
-from gpucheck.record import STEP_STATUSES  # noqa: E402
+from gpucheck.record import GPU_FIELDS, STEP_STATUSES  # noqa: E402
 from gpucheck.sizes import GPU_SIZES  # noqa: E402
 
 from offloader.tune.replay import load_recorded_runs, load_recordings  # noqa: E402
@@ -47,7 +47,7 @@ def test_the_dry_smoke_run_measures_every_step_it_can_and_writes_every_field(tmp
     assert result["commit"]["sha"] and result["commit"]["source_sha256"]
     assert result["host"]["uname_r"] == os.uname().release
     gpu = result["gpu"]
-    assert [gpu[k] for k in ("name", "driver", "cuda_driver", "memory_bytes")] == [None] * 4 and "dry run" in gpu["reason"]
+    assert [gpu[k] for k in GPU_FIELDS] == [None] * len(GPU_FIELDS) and "dry run" in gpu["reason"]
     for library in ("cupy", "pycuda"):
         assert result["libraries"][library]["ok"] is None and "dry run" in result["libraries"][library]["reason"]
     assert result["library"]["used"] == "emulated"
@@ -69,6 +69,7 @@ def test_the_dry_smoke_run_measures_every_step_it_can_and_writes_every_field(tmp
     # the sample: verified, each region's error, kernels launched directly at two grids, the model
     saxpy = steps["sample:saxpy"]
     assert saxpy["full_run"]["verified"] and saxpy["full_run"]["timing"] == "emulated"
+    assert saxpy["full_run"]["fmad_false"] == {"verified": None, "reason": "verified: no rerun needed"}
     assert all(r["max_rel_error"] is not None for r in saxpy["full_run"]["regions"] if r["device_runs"])
     kernels = saxpy["kernels"]["regions"]
     assert kernels and all(k["grids"]["runtime"]["seconds_median"] > 0 for k in kernels)

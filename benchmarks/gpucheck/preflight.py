@@ -15,6 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from .record import no_gpu
 from .stepio import STOP, Context, StepOutput
 
 # What the later steps import (the wheels scripts/gpu-vendor.sh carries, and the host's own).
@@ -35,7 +36,7 @@ def run(context: Context, out: StepOutput) -> int:
             missing.append(f"{name}: {type(error).__name__}: {error}")
     out.set(missing=missing)
     if context.dry:
-        out.set(gpu={"name": None, "driver": None, "cuda_driver": None, "memory_bytes": None, "reason": DRY},
+        out.set(gpu=no_gpu(DRY),
                 libraries={"numpy": _numpy(), "cupy": {"ok": None, "reason": DRY}, "pycuda": {"ok": None, "reason": DRY}})
         if missing:
             say("cannot go on, these do not import: " + "; ".join(missing))
@@ -105,15 +106,13 @@ def nvidia_smi() -> dict:
         done = subprocess.run(["nvidia-smi", f"--query-gpu={','.join(fields)}", "--format=csv,noheader,nounits"],
                               capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.SubprocessError) as error:
-        return {"name": None, "driver": None, "cuda_driver": None, "memory_bytes": None,
-                "reason": f"nvidia-smi did not run: {error}"}
+        return no_gpu(f"nvidia-smi did not run: {error}")
     rows = [[part.strip() for part in line.split(",")] for line in done.stdout.strip().splitlines()]
     if done.returncode or not rows or len(rows[0]) != len(fields):
-        return {"name": None, "driver": None, "cuda_driver": None, "memory_bytes": None,
-                "reason": f"nvidia-smi failed: {(done.stderr or done.stdout).strip()[:300]}"}
+        return no_gpu(f"nvidia-smi failed: {(done.stderr or done.stdout).strip()[:300]}")
     name, driver, memory, bus = rows[0]
-    return {"name": name, "driver": driver, "cuda_driver": _cuda_driver(), "memory_bytes": int(float(memory)) << 20,
-            "pci_bus_id": bus, "count": len(rows), "reason": None}
+    return {**no_gpu(None), "name": name, "driver": driver, "cuda_driver": _cuda_driver(),
+            "memory_bytes": int(float(memory)) << 20, "pci_bus_id": bus, "count": len(rows)}
 
 
 def _cuda_driver() -> str | None:

@@ -27,13 +27,20 @@ DIGEST_SUFFIXES = (".py", ".c", ".h", ".sh", ".toml", ".cu", ".cfg")
 STEP_STATUSES = ("ok", "failed", "overran", "crashed", "skipped", "not_run", "interrupted")
 
 
+GPU_FIELDS = ("name", "driver", "cuda_driver", "memory_bytes", "pci_bus_id", "count", "model")
+
+
+def no_gpu(reason: str) -> dict:
+    """The GPU fields, each null, and why."""
+    return {**dict.fromkeys(GPU_FIELDS), "reason": reason}
+
+
 def skeleton(mode: dict) -> dict:
     """The result before any step ran."""
     kind = "emulated" if mode["dry"] else "measured"
     return {"schema": SCHEMA, "kind": kind, "mode": mode, "started": now(), "finished": None,
             "wall_seconds": None, "commit": None, "host": None,
-            "gpu": {"name": None, "driver": None, "cuda_driver": None, "memory_bytes": None,
-                    "reason": "the preflight step has not run"},
+            "gpu": no_gpu("the preflight step has not run"),
             "libraries": None, "library": {"used": None, "why": "the contract step has not run"},
             "steps": {}, "figures": [], "recordings": [], "runs": []}
 
