@@ -70,7 +70,8 @@ def main() -> None:
     kernel_and_copies = statistics.median(s[1] for s in samples)
     label = "emulated" if options.device == "emu" else "measured"
     record = {
-        "kind": "measured", "what": f"host-side cost of one region launch on the {'emulated device' if label == 'emulated' else 'GPU'}",
+        "kind": "measured",
+        "what": f"host-side cost of one region launch on the {'emulated device' if label == 'emulated' else 'GPU'}",
         "device": device, "calls": calls, "repeats": options.repeats,
         "per_call_seconds_median": round(per_call, 7),
         f"{label}_kernel_and_copy_seconds_per_call": round(kernel_and_copies, 7),

@@ -59,7 +59,8 @@ def steps_for(dry: bool, smoke: bool) -> list[Step]:
     """The steps, their caps and minimums (on a GPU a sample at GPU sizes needs about 15 s: its
     build, the CPU original twice, two configurations with repeats, ptxas, the launches)."""
     present = {p.stem for p in (ROOT / "samples").glob("*.c")}
-    samples = SMOKE_SAMPLES if smoke else [s for s in SAMPLE_ORDER if s in present] + sorted(present - set(SAMPLE_ORDER))
+    samples = SMOKE_SAMPLES if smoke else ([s for s in SAMPLE_ORDER if s in present]
+                                           + sorted(present - set(SAMPLE_ORDER)))
     least = 5 if dry else 1
     steps = [Step("preflight", 60, 5), Step("contract", 60 if smoke else 150, 20 / least),
              Step("ceilings", 30 if smoke else 45, 10 / least), Step("fault", 30 if smoke else 45, 10 / least)]
@@ -153,6 +154,29 @@ def check() -> int:
     console.say(f"{'dry run, ' if mode['dry'] else ''}{'smoke mode, ' if mode['smoke'] else ''}"
                 f"{mode['seconds']:g} s, {sum(selected(s, mode['steps']) for s in plan)} steps -> {paths['json']}")
     env = dict(os.environ)
+    try:
+        worst = run_steps(plan, mode, result, paths, work, started, deadline, context, env, console)
+    except Interrupted as signal_name:
+        current = next((name for name, entry in reversed(result["steps"].items()) if entry.get("running")), None)
+        console.say(f"stopped by {signal_name}" + (f" during {current}" if current else ""))
+        if current:
+            result["steps"][current] = {"status": "interrupted", "reason": f"the check got {signal_name}: "
+                                        "the step was killed with its process group"}
+        write(result, paths, work, started)
+        return 1
+    if worst == STOP:
+        return STOP
+    if result["library"]["used"] is None:
+        result["library"] = default_library(result, context)
+    write(result, paths, work, started, finished=True)
+    console.say(f"done in {time.monotonic() - started:.0f} s: " + ", ".join(
+        f"{name} {entry['status']}" for name, entry in result["steps"].items() if entry["status"] != "not_run"))
+    console.say(f"wrote {paths['json']}, {paths['log'].name}, {paths['logs'].name}")
+    return worst
+
+
+def run_steps(plan, mode, result, paths, work, started, deadline, context, env, console) -> int:
+    """Each step in its box, the result written after each; 0, 1 (a step not ok) or STOP."""
     worst = 0
     for index, step in enumerate(plan):
         if not selected(step, mode["steps"]):
@@ -164,21 +188,15 @@ def check() -> int:
         if step.name == "preflight":
             box = max(box, min(step.minimum, cap))          # it always runs: the header comes from it
         if box < min(step.minimum, cap):
-            result["steps"][step.name] = {"status": "skipped", "reason": f"no time left ({max(box, 0):.0f} s of "
-                                          f"the {step.minimum:g} s it needs, after keeping {later:g} s for later steps)"}
+            result["steps"][step.name] = {"status": "skipped", "reason": (
+                f"no time left ({max(box, 0):.0f} s of the {step.minimum:g} s it needs, after keeping {later:g} s "
+                "for later steps)")}
             console.say(f"{step.name}: skipped, no time left")
             worst = max(worst, 1)
             write(result, paths, work, started)
             continue
-        try:
-            entry = run_one(step, box, context, work, env, console)
-        except Interrupted as signal_name:
-            result["steps"][step.name] = {"status": "interrupted", "reason": f"the check got {signal_name}: "
-                                          "the step was killed with its process group"}
-            console.say(f"stopped by {signal_name} during {step.name}")
-            write(result, paths, work, started)
-            return 1
-        result["steps"][step.name] = entry
+        result["steps"][step.name] = {"status": None, "running": True}
+        entry = result["steps"][step.name] = run_one(step, box, context, work, env, console)
         worst = max(worst, 0 if entry["status"] in ("ok", "skipped") else 1)
         if step.name == "preflight":
             absorb_preflight(result, entry, context)
@@ -195,13 +213,6 @@ def check() -> int:
         if step.name.startswith("sample:"):
             keep_replays(result, step.name.split(":", 1)[1], entry)
         write(result, paths, work, started)
-    if result["library"]["used"] is None:
-        result["library"] = default_library(result, context)
-    result["figures"] = figures.collect(result)
-    write(result, paths, work, started, finished=True)
-    console.say(f"done in {time.monotonic() - started:.0f} s: " + ", ".join(
-        f"{name} {entry['status']}" for name, entry in result["steps"].items() if entry["status"] != "not_run"))
-    console.say(f"wrote {paths['json']}, {paths['log'].name}, {paths['logs'].name}")
     return worst
 
 
@@ -275,6 +286,7 @@ def default_library(result: dict, context: Context) -> dict:
 
 def write(result: dict, paths: dict, work: Path, started: float, finished: bool = False) -> None:
     result["wall_seconds"] = round(time.monotonic() - started, 1)
+    result["figures"] = figures.collect(result)
     if finished:
         result["finished"] = record.now()
     record.write_json(paths["json"], result)

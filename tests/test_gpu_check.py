@@ -186,6 +186,7 @@ def test_the_library_that_passes_its_contract_is_chosen_and_a_failure_is_said():
     assert contract.choose({"pycuda": passed, "cupy": passed}, dry=False)[0] == "pycuda"
     library, why = contract.choose({"pycuda": failed, "cupy": passed}, dry=False)
     assert library == "cupy" and "pycuda failed 2" in why and "wrong sum" in why
-    assert contract.library_of("tests.test_device_contract", "test_launch_errors_are_typed[cupy-grid0-ok]", False) == "cupy"
+    name = "test_launch_errors_are_typed[cupy-grid0-block0-ok-LaunchFailure.BAD_CONFIGURATION]"
+    assert contract.library_of("tests.test_device_contract", name, False) == "cupy"
     assert contract.library_of("tests.test_device_cupy", "test_a_fault_is_a_typed_illegal_address", False) == "cupy"
     assert contract.library_of("tests.test_device_cupy", "test_a_fault_is_a_typed_illegal_address", True) == "emu"

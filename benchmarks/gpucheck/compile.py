@@ -94,7 +94,8 @@ def _run_once(program: str) -> dict:
     except subprocess.TimeoutExpired:
         return {"seconds": None, "failure": "over 60 s", "below_half_second": None}
     seconds = time.perf_counter() - started
-    failure = None if done.returncode == 0 else f"exit status {done.returncode}: {done.stderr.decode(errors='replace')[-200:]}"
+    failure = None if done.returncode == 0 else \
+        f"exit status {done.returncode}: {done.stderr.decode(errors='replace')[-200:]}"
     return {"seconds": seconds, "failure": failure, "below_half_second": seconds < MIN_CPU_SECONDS,
             "where": "this machine's CPU (the dry run's)"}
 

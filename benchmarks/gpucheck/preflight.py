@@ -37,7 +37,8 @@ def run(context: Context, out: StepOutput) -> int:
     out.set(missing=missing)
     if context.dry:
         out.set(gpu=no_gpu(DRY),
-                libraries={"numpy": _numpy(), "cupy": {"ok": None, "reason": DRY}, "pycuda": {"ok": None, "reason": DRY}})
+                libraries={"numpy": _numpy(), "cupy": {"ok": None, "reason": DRY},
+                           "pycuda": {"ok": None, "reason": DRY}})
         if missing:
             say("cannot go on, these do not import: " + "; ".join(missing))
             out.finish("failed", "missing: " + "; ".join(missing))
@@ -149,7 +150,8 @@ def _cupy() -> dict:
         return {"ok": False, "version": cupy.__version__, "reason": f"sees no usable GPU: {error}"[:400]}
     name = properties["name"].decode()
     return {"ok": count > 0, "version": cupy.__version__, "name": name, "sees": f"{count} GPU(s), {name} "
-            f"(sm_{properties['major']}{properties['minor']})", "cuda_runtime": f"{runtime // 1000}.{runtime % 1000 // 10}",
+            f"(sm_{properties['major']}{properties['minor']})",
+            "cuda_runtime": f"{runtime // 1000}.{runtime % 1000 // 10}",
             "reason": None if count else "no GPU"}
 
 
