@@ -246,8 +246,12 @@ def keep_replays(result: dict, name: str, entry: dict) -> None:
         result["recordings"].append(entry.pop("recording"))
     replay = entry.pop("replay", None)
     run = {"name": name, "sample": f"samples/{name}.c"}
-    if replay:
+    verified = (entry.get("full_run") or {}).get("verified")
+    if replay and verified:
         run.update(status="recorded", reason=None, **replay)
+    elif replay:
+        run.update(status="not_recorded", reason="the run failed verification: the model is compared with "
+                   "verified runs only (the step has its figures)")
     else:
         run.update(status="not_recorded", reason=f"the sample's step {entry['status']}: {entry.get('reason')}")
     result["runs"].append(run)
