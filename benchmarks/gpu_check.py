@@ -20,6 +20,7 @@ Environment:
   GPU_CHECK_OUT       where the result goes (default $OUT when set, else results/gpu/)
   GPU_CHECK_WITHOUT_PYCUDA=1  go on through CuPy when pycuda does not import
   GPU_CHECK_COMMIT    the commit measured, where the checkout has no git history
+  GPU_CHECK_WORK      the work folder (builds, step outputs, logs), kept; default a temporary one
 Exit status: 0 every step ok, 1 some step failed or overran, 3 preflight stopped the check.
 `python benchmarks/gpu_check.py --table RESULT.json` prints the figures as README table rows.
 """
@@ -29,6 +30,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shutil
 import sys
 import tempfile
 import time
@@ -138,7 +140,8 @@ def check() -> int:
     out_dir = Path(os.environ.get("GPU_CHECK_OUT") or os.environ.get("OUT") or
                    ROOT / "results" / ("gpu-dry" if mode["dry"] else "gpu"))
     out_dir.mkdir(parents=True, exist_ok=True)
-    work = Path(os.environ.get("GPU_CHECK_WORK") or tempfile.mkdtemp(prefix="offload-gpu-check-"))
+    given = os.environ.get("GPU_CHECK_WORK")
+    work = Path(given or tempfile.mkdtemp(prefix="offload-gpu-check-"))
     (work / "steps").mkdir(parents=True, exist_ok=True)
     (work / "logs").mkdir(exist_ok=True)
     stem = time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + ("-dry" if mode["dry"] else "")
@@ -156,6 +159,8 @@ def check() -> int:
     env = dict(os.environ)
     try:
         worst = run_steps(plan, mode, result, paths, work, started, deadline, context, env, console)
+        if not given:                       # the builds; what is worth keeping is in the logs bundle
+            shutil.rmtree(work, ignore_errors=True)
     except Interrupted as signal_name:
         current = next((name for name, entry in reversed(result["steps"].items()) if entry.get("running")), None)
         console.say(f"stopped by {signal_name}" + (f" during {current}" if current else ""))
@@ -276,7 +281,8 @@ def absorb_preflight(result: dict, entry: dict, context: Context) -> None:
     context.gpu_model = names[0] if names else "h200"
     result["gpu"]["model"] = context.gpu_model
     if not names:
-        result["gpu"]["model_reason"] = "the GPU model has no figures for this board: modeled as an H200"
+        result["gpu"]["model_reason"] = ("the GPU model has no figures for this board" if board else
+                                         "the GPU's name is not known") + ": modeled as an H200"
 
 
 def default_library(result: dict, context: Context) -> dict:

@@ -85,12 +85,14 @@ export PATH="$CUDA_ROOT/bin:$PATH"
 # ---- every library pycuda's extension needs, where the loader finds it --------------------
 needed=$("$PY" -c 'import json; m = json.load(open(".gpu-vendor/manifest.json"))
 print(" ".join(sorted({n for e in m["pycuda"]["extensions"].values() for n in e["needed"]})))')
+known=$( (ldconfig -p || /sbin/ldconfig -p) 2>/dev/null)
 for library in $needed; do
-  if ldconfig -p 2>/dev/null | grep -qF " $library "; then
+  case $library in libc.so.*|libm.so.*|libstdc++.so.*|libgcc_s.so.*|libpthread.so.*|libdl.so.*|librt.so.*) continue ;; esac
+  if grep -qF " $library " <<< "$known"; then
     continue
   fi
   found=
-  for folder in ${LD_LIBRARY_PATH//:/ } "$CUDA_ROOT/lib64" "$CUDA_ROOT/targets/x86_64-linux/lib" /usr/lib/x86_64-linux-gnu; do
+  for folder in ${LD_LIBRARY_PATH:+${LD_LIBRARY_PATH//:/ }} "$CUDA_ROOT/lib64" "$CUDA_ROOT/targets/x86_64-linux/lib" /usr/lib/x86_64-linux-gnu; do
     if [ -e "$folder/$library" ]; then
       found=$folder
       break

@@ -9,6 +9,7 @@ pages (faults) that took. Sizes: 4 KiB, 1 MiB and 4 MiB."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from offloader.buildopts import BuildOptions
@@ -17,7 +18,7 @@ from offloader.runtime.run import PreparedProgram, RunOptions
 from .stepio import Context, StepOutput
 
 PROGRAM = Path(__file__).with_name("fault_roundtrip.c")
-PAGE = 4096
+PAGE = os.sysconf("SC_PAGE_SIZE")                              # what the runtime protects
 SIZES = ((4 << 10, 400), (1 << 20, 40), (4 << 20, 10))         # bytes, rounds
 
 

@@ -85,9 +85,10 @@ def packages() -> dict:
         except Exception as error:          # noqa: BLE001 - reported, never raised
             found[name] = {"version": None, "from": None, "reason": f"{type(error).__name__}: {error}"[:300]}
             continue
-        where = getattr(module, "__file__", None)
+        where = Path(getattr(module, "__file__", None) or ".")
+        folder = where.parent.parent if where.name == "__init__.py" else where.parent      # package or module
         found[name] = {"version": getattr(module, "__version__", None) or getattr(module, "VERSION_TEXT", None),
-                       "from": str(Path(where).parent.parent) if where else None}
+                       "from": str(folder) if where.name else None}
     return found
 
 
