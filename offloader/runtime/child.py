@@ -1,12 +1,17 @@
 """The device dispatcher installed in the runner's child process: open the device, compile
 the kernels once, register the callbacks, and write statistics from the exit hook (so they
-survive exit() anywhere in the user's program)."""
+survive exit() anywhere in the user's program).
+
+$OFFLOAD_NVCC_FLAGS adds nvcc flags to that compile on a GPU (the GPU check reruns a sample
+that fails verification with -fmad=false, to tell FMA contraction from a bug); the emulator,
+which compiles with g++, is given none of them."""
 
 from __future__ import annotations
 
 import ctypes
 import json
 import os
+import shlex
 import sys
 import time
 from dataclasses import asdict
@@ -17,6 +22,7 @@ from .dispatcher import DeviceDispatcher
 from .plan import KernelPlan
 
 STATS_SCHEMA = 1
+NVCC_FLAGS_ENV = "OFFLOAD_NVCC_FLAGS"
 
 
 def _enabled(spec: str, ids) -> set[int]:
@@ -41,7 +47,8 @@ def install_device_dispatcher(library: ctypes.CDLL, regions, options):
         device_options = {"order": ExecutionOrder(kind=options.order), "capacity": capacity}
     device = open_device(options.device, **device_options)
     try:
-        module = device.compile(source)
+        flags = shlex.split(os.environ.get(NVCC_FLAGS_ENV, "")) if device.kind == "cuda" else []
+        module = device.compile(source, flags)
     except CompileError as exc:
         first = next((line for line in exc.log.splitlines() if "error" in line), "")
         print(f"offload: the generated kernels did not compile on {device.name}: {exc} {first}".rstrip(),

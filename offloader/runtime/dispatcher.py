@@ -63,6 +63,7 @@ class RegionStats:
     d2h_copies: int = 0
     faults: int = 0
     verify_d2h_bytes: int = 0
+    max_rel_error: float | None = None    # largest relative error region verification saw
     fallback_reasons: list[str] = field(default_factory=list)
     shapes: list[dict] = field(default_factory=list)       # distinct call shapes, for the GPU model
     mismatches: list[dict] = field(default_factory=list)
@@ -170,10 +171,13 @@ class DeviceDispatcher:
         if self.verify:
             started = time.perf_counter()
             twin = run_twin(self.library, region, call.extents, shadows, call.scalars, self.scalar_types)
-            for mismatch in compare_region(region, self.plans[region_id], call.extents, shadows, results, twin,
-                                           self._host_view, self.rtol):
+            mismatches, error = compare_region(region, self.plans[region_id], call.extents, shadows, results, twin,
+                                               self._host_view, self.rtol)
+            for mismatch in mismatches:
                 if len(stats.mismatches) < 20:
                     stats.mismatches.append(mismatch.to_json())
+            if error is not None:
+                stats.max_rel_error = max(stats.max_rel_error or 0.0, error)
             stats.verify_d2h_bytes += self._verify_copies()
             stats.verify_seconds += time.perf_counter() - started
         stats.device_runs += 1

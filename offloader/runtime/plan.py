@@ -12,7 +12,7 @@ from pycparser import c_ast
 
 from ..analysis.header import parse_header
 from ..analysis.poly import Poly, to_poly
-from ..codegen.kernel import KernelSource
+from ..codegen.kernel import DEFAULT_WAVES, KernelSource
 from ..codegen.regions import Region
 
 @dataclass(frozen=True)
@@ -76,7 +76,12 @@ class KernelPlan:
 
     @classmethod
     def from_json(cls, data: dict) -> "KernelPlan":
+        """Plans written before grids were sized from the device (a fixed `grid`) read with
+        the default waves."""
         data = dict(data)
+        if "waves" not in data:
+            data.pop("grid", None)
+            data["waves"] = DEFAULT_WAVES
         data["loops"] = tuple(LoopBounds(**loop) for loop in data["loops"])
         data["footprints"] = tuple(Footprint(**{**f, "loops": tuple(f["loops"])}) for f in data.get("footprints", ()))
         data["ranges"] = tuple(LoopRange(**r) for r in data.get("ranges", ()))

@@ -252,6 +252,7 @@ def _report(options, run, regions, build, first, second, offloaded, stats_path, 
             "cpu_seconds": entry.get("cpu_seconds", 0.0), "cpu_calls": entry.get("cpu_calls", 0),
             "alias_fallbacks": entry.get("alias_fallbacks", 0), "cpu_fallbacks": entry.get("cpu_fallbacks", 0),
             "fallback_reasons": entry.get("fallback_reasons", []), "mismatches": mismatches,
+            "max_rel_error": entry.get("max_rel_error"),
             "errors": entry.get("errors", []), "shapes": entry.get("shapes", []), "timing": label})
     if run.verify in ("program", "both") and not offloaded.failure:
         for name, a, b, c in (("stdout", first.stdout, second.stdout, offloaded.stdout),

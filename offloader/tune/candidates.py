@@ -93,6 +93,7 @@ class ProgramObjective:
         self._ops = None
         self._baseline: Optional[list[dict]] = None
         self.measurements: dict[str, Measurement] = {}
+        self.failed_reports: dict[str, dict] = {}       # config key -> the run that failed, to say why
         self.count = 0
 
     # ---- the baseline ------------------------------------------------------------------
@@ -171,6 +172,7 @@ class ProgramObjective:
             report = self._median_run(spec, variants, args, f"trial-{self.count}-{k}")
             failure = _failure(report)
             if failure is not None:
+                self.failed_reports[config.key] = report
                 return failure
             reports.append(report)
         if reports[0]["timing"] == "measured":
@@ -251,16 +253,21 @@ class ProgramObjective:
         if not first["verified"]:
             return first
         quiet = replace(options, verify="program")
+        # The runs after the first verify the program's output only: what region verification
+        # saw is the first run's.
+        errors = {str(r["id"]): r.get("max_rel_error") for r in first["regions"]}
         if first["timing"] != "measured" and gpu_regions != "none":
             production = self.prepared.run(quiet, variants, tag=f"{tag}-p")     # what the model counts
-            return {**production, "workdir": first["workdir"]} if production["verified"] else production
+            return ({**production, "workdir": first["workdir"], "max_rel_errors": errors}
+                    if production["verified"] else production)
         runs = [self.prepared.run(quiet, variants, tag=f"{tag}-r{k}") for k in range(self.repeats)]
         failed = next((r for r in runs if not r["verified"]), None)
         if failed is not None or not runs:
             return failed or first
         middle = statistics.median_low([r["total_seconds"] for r in runs])
         chosen = next(r for r in runs if r["total_seconds"] == middle)
-        return {**chosen, "workdir": first["workdir"], "runs_seconds": [r["total_seconds"] for r in runs]}
+        return {**chosen, "workdir": first["workdir"], "runs_seconds": [r["total_seconds"] for r in runs],
+                "max_rel_errors": errors}
 
 
 def _merged(reports: list[dict]) -> list[dict]:

@@ -30,7 +30,6 @@ import hashlib
 import json
 import math
 import os
-import subprocess
 import tomllib
 from dataclasses import asdict, dataclass, field, replace
 from functools import cache
@@ -43,8 +42,8 @@ from sizing.gpu_models import BOARDS, Board
 
 from ..device.emu_compiler import cache_dir
 from ..device.errors import CompileFailure
-from ..device.nvcc import KernelResources, check, find_nvcc
 from ..device.base import Capacity
+from ..device.nvcc import KernelResources, check, find_nvcc, nvcc_version
 from ..runtime.footprints import bound_values, region_accesses
 from ..runtime.launch import launch_grid
 from ..runtime.plan import KernelPlan
@@ -113,11 +112,6 @@ def gpu_spec(gpu: Union[str, GpuSpec]) -> GpuSpec:
 
 
 # ---- ptxas: registers and shared memory per kernel --------------------------------------------
-@cache
-def _nvcc_version(nvcc: str) -> str:
-    return subprocess.run([nvcc, "--version"], capture_output=True, text=True).stdout.strip().splitlines()[-1]
-
-
 def ptxas_resources(source: str, gpu: Union[str, GpuSpec]) -> dict[str, KernelResources]:
     """Per kernel of `source`, what `nvcc -Xptxas -v` reports for the GPU's arch (cached on
     disk by text, arch and nvcc version). {} when nvcc is missing: the model then assumes
@@ -126,7 +120,7 @@ def ptxas_resources(source: str, gpu: Union[str, GpuSpec]) -> dict[str, KernelRe
     nvcc = find_nvcc()
     if nvcc is None:
         return {}
-    key = hashlib.sha256("\0".join((_nvcc_version(nvcc), spec.arch, source)).encode()).hexdigest()
+    key = hashlib.sha256("\0".join((nvcc_version(nvcc), spec.arch, source)).encode()).hexdigest()
     path = cache_dir() / f"ptxas-{key[:32]}.json"
     if path.exists():
         return {name: KernelResources(**values) for name, values in json.loads(path.read_text()).items()}
@@ -487,7 +481,7 @@ def model_inputs(spec: GpuSpec, ptx_by_kernel: Mapping) -> ModelInputs:
         "flops": "static counts per statement group (offloader/tune/opcount.py)",
         "bytes": "DRAM: compulsory footprint in 32-byte sectors, times the threadIdx.x sector factor when "
                  "the working set exceeds L2; L1: every access's warp sectors",
-        "occupancy": f"nvcc -Xptxas -v for {spec.arch} ({_nvcc_version(nvcc)})" if ptx_by_kernel and nvcc
+        "occupancy": f"nvcc -Xptxas -v for {spec.arch} ({nvcc_version(nvcc)})" if ptx_by_kernel and nvcc
         else f"assumed {ASSUMED_REGISTERS} registers per thread",
         "transfers": "offload run h2d/d2h bytes over link_gbps, plus link_latency_us per copy the runtime made",
         "launches": "launch_us per kernel launch"})
@@ -556,16 +550,18 @@ def compare_with_measured(model: ProgramModel, measured: dict) -> list[dict]:
     """Per modeled region, the model against a real GPU's `offload run --json` report of the
     same program and placement: kernel seconds (the model's, without launch overhead, as the
     runtime times kernels with CUDA events) and transfer seconds, with relative errors
-    (model - measured) / measured."""
+    (model - measured) / measured. A region the report has no device run of is `not_recorded`."""
     if measured.get("timing") != "measured":
         raise ValueError(f"the report's times are {measured.get('timing')!r}, not measured on a GPU")
     by_id = {r["id"]: r for r in measured["regions"]}
     out = []
     for region in model.regions:
         real = by_id.get(region.region)
-        if real is None or not real.get("device_runs"):
-            continue
         row = {"region": region.region, "gpu": model.gpu, "device": measured.get("device")}
+        if real is None or not real.get("device_runs"):
+            out.append({**row, "status": "not_recorded"})
+            continue
+        row["status"] = "compared"
         for what, modeled in (("kernel", region.kernel_seconds), ("transfer", region.transfer_seconds)):
             seen = real[f"{what}_seconds"]
             row.update({f"modeled_{what}_seconds": modeled, f"measured_{what}_seconds": seen,
