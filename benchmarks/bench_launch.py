@@ -50,8 +50,8 @@ def main() -> None:
     options = BuildOptions(sources=(source,))
     samples = []
     for _ in range(3):
-        on = run_program(options, RunOptions(gpu_regions="all", device="emu", verify="none"))
-        off = run_program(options, RunOptions(gpu_regions="none", device="emu", verify="none"))
+        on = run_program(options, RunOptions(gpu_regions="all", device="emu", verify="none")).to_json()
+        off = run_program(options, RunOptions(gpu_regions="none", device="emu", verify="none")).to_json()
         region = next(r for r in on["regions"] if r["calls"] == CALLS)
         per_call = (on["total_seconds"] - off["total_seconds"]) / CALLS
         device = (region["kernel_seconds"] + region["transfer_seconds"]) / CALLS

@@ -13,8 +13,8 @@ from typing import Literal, Mapping, Optional, Protocol
 
 from offloader.tune.space import Config
 
-Status = Literal["ok", "compile_error", "launch_error", "timeout", "crash", "wrong_output"]
-FAILURES = ("compile_error", "launch_error", "timeout", "crash", "wrong_output")
+Status = Literal["ok", "compile_error", "launch_error", "timeout", "memory_limit", "crash", "wrong_output"]
+FAILURES = ("compile_error", "launch_error", "timeout", "memory_limit", "crash", "wrong_output")
 Kind = Literal["measured", "modeled", "emulated"]
 KINDS = ("measured", "modeled", "emulated")
 WORST = math.inf   # the fitness of a failed candidate (times are minimised)

@@ -3,8 +3,8 @@ builds with `make` and runs with `./run.sh ARGS`.
 
 What is shipped must be what was verified. So the host part is the tuning build's own
 instrumented sources, runtime files and CPU twins, and the Makefile compiles them with the
-commands hostprog/build.py runs, rebuilt here from the constants it exports (BASE_FLAGS,
-PIC_FLAGS, LINK_FLAGS, RUNTIME_SOURCES). The kernels and plans are those of the chosen
+commands hostprog/build.py runs, rebuilt here from the constants it exports (PIC_FLAGS,
+LINK_FLAGS, RUNTIME_SOURCES) and the CPU baseline's BASE_FLAGS. The kernels and plans are those of the chosen
 variants. Because the Makefile is a second copy of build.py's commands, `verify_shipped`
 builds the folder with make, runs it and compares its output with the CPU original's before
 a plan may be called verified.
@@ -25,8 +25,10 @@ import tempfile
 from pathlib import Path
 
 from ..codegen.kernel import Variant
+from ..contracts.run_report import RuntimeStats, read_stats
 from ..hostprog.abi import USER_MAIN
-from ..hostprog.build import BASE_FLAGS, LINK_FLAGS, PIC_FLAGS, RUNTIME_FILES, RUNTIME_SOURCES
+from ..hostprog.baseline import BASE_FLAGS
+from ..hostprog.build import LINK_FLAGS, PIC_FLAGS, RUNTIME_FILES, RUNTIME_SOURCES
 from ..hostprog.compiler import cc
 from ..hostprog.runner import runner_env
 from ..runtime.compare import compare_outputs
@@ -98,10 +100,10 @@ def verify_shipped(out_dir: Path, prepared: PreparedProgram, args, *, device: st
                                   timeout=timeout, errors="replace")
         except subprocess.TimeoutExpired as exc:
             return False, f"{exc.cmd[0]} ran for over {timeout:g} s"
-        stats = _read_stats(env["OFFLOAD_STATS"])
-    for rid, entry in stats.get("regions", {}).items():
-        if entry.get("errors"):
-            return False, f"region {rid} failed on the {device} device: {entry['errors'][0]}"
+        stats = read_stats(env["OFFLOAD_STATS"])[0] or RuntimeStats()     # none: every region stayed on the CPU
+    for rid, entry in stats.regions.items():
+        if entry.errors:
+            return False, f"region {rid} failed on the {device} device: {entry.errors[0]}"
     if done.returncode != first.returncode:
         return False, (f"the shipped program exited with status {done.returncode}, the CPU original with "
                        f"{first.returncode}: {done.stderr.strip()[-400:]}")
@@ -110,17 +112,9 @@ def verify_shipped(out_dir: Path, prepared: PreparedProgram, args, *, device: st
         comparison = compare_outputs(name, a, b, c, rtol, ignore)
         if not comparison.same:
             return False, f"the shipped program's {comparison.mismatch}"
-    runs = sum(entry.get("device_runs", 0) for entry in stats.get("regions", {}).values())
+    runs = sum(entry.device_runs for entry in stats.regions.values())
     return True, (f"the shipped build printed what the CPU original prints, with {runs} region run(s) on "
-                  f"{'the emulated device' if device == 'emu' else stats.get('device', device)}")
-
-
-def _read_stats(path: str) -> dict:
-    """The runtime's statistics of the run ({} when every region stayed on the CPU)."""
-    if not os.path.exists(path):
-        return {}
-    with open(path) as handle:
-        return json.load(handle)
+                  f"{'the emulated device' if device == 'emu' else stats.device or device}")
 
 
 def _make_words(words, assignment: bool = True) -> str:
