@@ -1,14 +1,14 @@
-"""The files one stage hands to the next, one module each, imported by the file's writer and
-by every reader, so a field has one home:
+"""The files one stage hands to the next. Each has one contract module, imported by the file's
+writer and by its readers, so a field and the file's `schema` version have one home:
 
-- `run_report`: `offload run --json` (RunReport, RegionReport, typed failures) and the
-  statistics the runtime writes from inside the program (stats.json);
-- `plan`: plan.json, written by `offload tune`, read by the deployer, the service and report.html;
-- `profile`: profile.json, written in parts by `offload tune` and `offload profile`, read by the sizer;
-- `sizing`: sizing.json, written by `offload size`, read by the deployer and the service;
-- the catalog TOML, written by people: `sizing.catalog` reads and validates it for the sizer
-  and the deployer alike.
+| file | contract | writer | readers |
+| --- | --- | --- | --- |
+| `offload run --json`, stats.json | offloader/contracts/run_report.py | runtime/run.py, runtime/child.py | tune, gpumodel, ship |
+| plan.json | offloader/contracts/plan.py | tune/outputs.py | deployer, service, report.html |
+| profile.json | sizing/profile.py | tune (times), `offload profile` (CPU scaling) | the sizer |
+| sizing.json | sizing/document.py | sizing/sizer.py | deployer, service |
+| catalog TOML | sizing/catalog.py | people | the sizer, the deployer |
 
-Each module keeps its file's `schema` version in one constant. Readers accept fields they do
-not know (a newer writer may add some) and fill optional fields a writer left out.
+Readers accept fields they do not know (a newer writer may add some) and fill optional
+fields a writer left out; a newer `schema` than the reader knows is refused with a clear message.
 """

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
+from sizing.profile import write_tuned
+
 from ..buildopts import BuildOptions
 from ..device import choose_kind
 from ..errors import UserError
@@ -118,14 +120,17 @@ def tune_program(request: TuneRequest, say: Callable[[str], None] = lambda m: No
                          device=device, gpu_model=gpu_model, strategy=request.strategy,
                          measurements=result.measured, reason_none=reason_none)
     profile_device = f"{gpu_model} (modeled)" if timing == "modeled" else device
+    baseline = cpu_baseline(request.options)
     profile = profile_document(app=app, kind=timing, device=profile_device, outcome=outcome,
                                report=measurement.report, model=measurement.model, cpu_seconds=cpu_seconds,
-                               region_cpu_seconds=objective.region_cpu_seconds())
-    plan["environment"] = environment(cpu_baseline(request.options), kind)
+                               region_cpu_seconds=objective.region_cpu_seconds(), baseline=baseline)
+    plan["environment"] = environment(baseline, kind)
     if measurement.model and "model_errors" in measurement.model:
         plan["model_errors"] = measurement.model["model_errors"]     # on a GPU: modeled vs measured
     write_json(out / "plan.json", plan)
-    write_json(out / "profile.json", profile)
+    scaling = write_tuned(out / "profile.json", profile)
+    if scaling:
+        say(scaling)
     write_trials(out / "trials.csv", _study(storage, opened.name))
     report = write_report(out)
     return {"app": app, "out": str(out), "plan": plan, "stopped": result.stopped, "measured": result.measured,

@@ -1,6 +1,7 @@
 """The files `offload tune` leaves in results/<app>/ for the later stages: plan.json (what to
-offload and how), profile.json (where the time goes, for the sizer) and trials.csv (every
-trial of the study). Each says whether its times are measured or modeled."""
+offload and how; contracts/plan.py), profile.json (where the time goes, for the sizer; its
+contract is sizing/profile.py) and trials.csv (every trial of the study). Each says whether
+its times are measured or modeled."""
 
 from __future__ import annotations
 
@@ -10,10 +11,11 @@ import os
 from pathlib import Path
 from typing import Optional
 
-from ..contracts.run_report import RunReport
+from sizing.profile import SCHEMA as PROFILE_SCHEMA
 
-PLAN_SCHEMA = 1
-PROFILE_SCHEMA = 1
+from ..contracts.plan import SCHEMA as PLAN_SCHEMA
+from ..contracts.run_report import RunReport
+from ..hostprog.baseline import CpuBaseline
 
 
 def write_json(path: Path, data: dict) -> None:
@@ -46,10 +48,10 @@ def plan_document(*, app: str, identity: dict, prepared, best_key: Optional[str]
 
 
 def profile_document(*, app: str, kind: str, device: str, outcome, report: RunReport, model: Optional[dict],
-                     cpu_seconds: float, region_cpu_seconds: dict[int, float]) -> dict:
-    """profile.json (sizing/profile.py reads it): the chosen pattern's time split into the CPU
-    part, kernels and transfers, with peaks and a per-region breakdown: `regions` are those on
-    the GPU, `cpu_regions` the rest, each with its measured time on one CPU core."""
+                     cpu_seconds: float, region_cpu_seconds: dict[int, float], baseline: CpuBaseline) -> dict:
+    """tune's part of profile.json (sizing/profile.py): the chosen pattern's time split into the
+    CPU part, kernels and transfers, with peaks and a per-region breakdown: `regions` are those
+    on the GPU, `cpu_regions` the rest, each with its measured time on one CPU core."""
     modeled = {}
     for program in ((model or {}).get("models", []) if kind == "modeled" else [])[:1]:
         modeled = {r["region"]: r for r in program["regions"]}
@@ -79,7 +81,8 @@ def profile_document(*, app: str, kind: str, device: str, outcome, report: RunRe
                 "cpu_part_seconds": max(total - kernel_total - transfer_total, 0.0),
                 "gpu_kernel_seconds": kernel_total, "transfer_seconds": transfer_total,
                 "device_memory_bytes": int(report.device_memory_peak_bytes or 0),
-                "threads_used_by_cpu_part": 1, "regions": rows, "cpu_regions": cpu_rows}
+                "threads_used_by_cpu_part": 1, "regions": rows, "cpu_regions": cpu_rows,
+                "baseline": {"fingerprint": baseline.fingerprint(), "build": baseline.describe()}}
     if report.cpu_peak_rss_bytes:
         document["host_memory_bytes"] = int(report.cpu_peak_rss_bytes)
     if fp32 or fp64:
