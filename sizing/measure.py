@@ -1,10 +1,11 @@
 """`offload profile`: measure the CPU part's time pinned to 1, 2, 4 ... cores.
 
 The CPU part is measured as the whole program built as the CPU baseline (hostprog/baseline.py,
-the build `offload run` and `offload tune` compare against), nothing offloaded. Each core count k runs the program `repetitions` times with
-its CPU affinity set to k cores (sched_setaffinity in the child before exec) and OMP_NUM_THREADS
-(and the BLAS equivalents) set to k; the median wall time is the point. Only core counts the
-host has are measured; the others are extrapolated with an Amdahl fit (sizing/scaling.py).
+the build `offload run` and `offload tune` compare against), nothing offloaded. Each core count
+k runs the program `repetitions` times with its CPU affinity set to k cores (sched_setaffinity
+in the child before exec) and OMP_NUM_THREADS (and the BLAS equivalents) set to k; the median
+wall time is the point. Only core counts the host has are measured; the others are
+extrapolated with an Amdahl fit (sizing/scaling.py).
 """
 
 from __future__ import annotations

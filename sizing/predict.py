@@ -154,7 +154,7 @@ def cpu_seconds(profile: Profile, vcpus: list[int]) -> tuple[dict[int, tuple[flo
     """The CPU part's time for each vCPU count with its kind, a note saying where it came from,
     and how it scales: "measured" (cpu_scaling) or "assumed" (flat, without one)."""
     ref, base = profile.threads_used_by_cpu_part, profile.cpu_part_seconds
-    stale = (profile.cpu_scaling and None not in (profile.baseline, profile.cpu_scaling_baseline)
+    stale = (bool(profile.cpu_scaling) and None not in (profile.baseline, profile.cpu_scaling_baseline)
              and profile.baseline != profile.cpu_scaling_baseline)
     if profile.cpu_scaling and not stale:
         points = complete(profile.cpu_scaling, sorted(set(vcpus) | {ref}))

@@ -7,21 +7,21 @@ Real runs on the emulated device; broken kernels as in test_tune_failure_outcome
 import json
 import subprocess
 import sys
-import textwrap
 from dataclasses import replace
 
 import pytest
 
 from offloader.buildopts import BuildOptions
+from offloader.codegen.kernel import Variant
 from offloader.contracts.run_report import (Failure, FailureCode, RegionReport, RunReport, RuntimeStats,
                                             read_stats)
 from offloader.hostprog.status import read_status
 from offloader.runtime.limits import MemoryLimit
 from offloader.runtime.run import PreparedProgram, RunOptions, _run
-from offloader.codegen.kernel import Variant
 from offloader.tune.candidates import OUTCOME_OF, failed_outcome
 from offloader.tune.objective import FAILURES
 from test_tune_failure_outcomes import CANCELLING, FILL, Edited, program
+
 
 def report_all_on_the_gpu(tmp_path, prepared, **options):
     variants = {region.id: Variant() for region in prepared.regions}
@@ -64,8 +64,8 @@ def test_broken_kernels_are_typed_where_they_fail(tmp_path):
 def test_a_compile_failure_is_compile_error_whatever_the_notes():
     """On a GPU the kernels compile in the child and only its status file says so; the notes
     (loops not offloaded, for people) may hold anything, or nothing."""
-    compile_failure = Failure(FailureCode.COMPILE_ERROR, "the offloaded program was stopped: the generated kernels "
-                                                         "did not compile: compiler-error: ...", detail="compiler-error")
+    compile_failure = Failure(FailureCode.COMPILE_ERROR, "the offloaded program was stopped: the generated "
+                              "kernels did not compile: compiler-error: ...", detail="compiler-error")
     exit_status = Failure(FailureCode.NO_STATISTICS, "the offloaded program wrote no statistics: a timeout here")
     for notes in ((), ({"loop": "a.c:3:5", "reason": "calls printf"},),
                   ({"loop": "a.c:9:5", "reason": "a timeout in the loop condition"},)):

@@ -45,7 +45,7 @@ class FailureCode(str, enum.Enum):
     """Why a run is not verified, set where the failure happened."""
 
     COMPILE_ERROR = "compile_error"        # the kernels did not compile (detail: the device's CompileFailure)
-    RUNNER_ERROR = "runner_error"          # the runner could not start the program (its status file says, or is missing)
+    RUNNER_ERROR = "runner_error"          # the runner could not start the program (status file, or none)
     LAUNCH_ERROR = "launch_error"          # a region failed on the device (detail: the device's LaunchFailure)
     TIMEOUT = "timeout"                    # stopped at the time limit
     MEMORY_LIMIT = "memory_limit"          # killed by the cgroup's OOM killer (memory.events oom_kill)

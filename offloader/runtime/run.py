@@ -137,13 +137,15 @@ class PreparedProgram:
         if compile_failure is None:            # else the run could only fail the same way
             say(f"running with regions {run.gpu_regions} on the "
                 f"{'GPU' if kind == 'cuda' else 'emulated device'} ({why})")
-            offloaded = self._run_offloaded(run, kind, plans_path, kernels_path, folder)
+            offloaded = self._run_offloaded(run, kind, plans_path, kernels_path, stats_path)
         report = _report(self.options, run, kind, self.regions, first, second, offloaded, stats_path, notes,
                          folder, compile_failure)
         return replace(report, device_choice=why)
 
-    def _run_offloaded(self, run: RunOptions, kind: str, plans_path: str, kernels_path: str, folder: str) -> "Ended":
-        stats_path, status_path = os.path.join(folder, "stats.json"), os.path.join(folder, "runner-status.json")
+    def _run_offloaded(self, run: RunOptions, kind: str, plans_path: str, kernels_path: str,
+                       stats_path: str) -> "Ended":
+        """The host library's program under the runner, with the device dispatcher."""
+        status_path = os.path.join(os.path.dirname(stats_path), "runner-status.json")
         if os.path.exists(stats_path):
             os.remove(stats_path)
         command = runner_command(self.build.library, list(run.args), dispatcher="device", stats=stats_path,
@@ -190,10 +192,10 @@ def _run(command: list[str], timeout: float, env=None, limit: int = 0, status: s
         seconds = time.perf_counter() - started
         ended = Ended(None if timed_out else returncode, out, err, seconds, memory_limit=memory.applied)
         if timed_out:
-            return replace(ended, failure=FailureCode.TIMEOUT, message=f"stopped after {timeout:g} s (timeout)")
+            return replace(ended, failure=FailureCode.TIMEOUT, message=f"timeout (stopped after {timeout:g} s)")
         if memory.hit():
             return replace(ended, failure=FailureCode.MEMORY_LIMIT,
-                           message=f"stopped by the memory limit ({limit >> 20} MiB)")
+                           message=f"memory limit ({limit >> 20} MiB; the cgroup's OOM killer stopped it)")
     runner = read_status(status) if status else None
     if status and runner is None:
         return replace(ended, failure=FailureCode.RUNNER_ERROR,
@@ -201,7 +203,7 @@ def _run(command: list[str], timeout: float, env=None, limit: int = 0, status: s
     if runner is not None and runner.failure is not None:
         return replace(ended, failure=runner.failure, message=runner.message, detail=runner.detail)
     if returncode < 0:
-        return replace(ended, failure=FailureCode.CRASH, message=f"killed by signal {-returncode} (crash)",
+        return replace(ended, failure=FailureCode.CRASH, message=f"crash (killed by signal {-returncode})",
                        detail=str(-returncode))
     return ended
 
