@@ -161,3 +161,22 @@ def test_a_c_writer_needs_only_the_fields_it_measures(tmp_path):
     assert replace(stats.regions[0], calls=5).to_json()["host_seconds"] == {"copies": 0.001}
     assert RuntimeStats.from_json(stats.to_json()) == stats
     assert read_stats(str(tmp_path / "missing.json")) == (None, "the program wrote no statistics")
+
+
+TODAY_FIELDS = {"schema", "file", "workdir", "gpu_regions", "device", "order", "timing", "total_seconds", "cpu_seconds",
+                "cpu_peak_rss_bytes", "device_memory_peak_bytes", "memory_limit", "not_offloaded", "regions",
+                "verified", "mismatch", "failures", "device_choice"}
+TODAY_REGION_FIELDS = {"id", "line", "location", "device", "calls", "device_runs", "kernel_seconds", "h2d_bytes",
+                       "d2h_bytes", "verify_d2h_bytes", "transfer_seconds", "cpu_seconds", "cpu_calls",
+                       "alias_fallbacks", "cpu_fallbacks", "fallback_reasons", "mismatches", "errors", "shapes",
+                       "timing"}
+
+
+def test_offload_run_json_keeps_the_fields_it_had_and_adds_the_typed_ones(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "offloader", "run", str(program(tmp_path, FILL)), "--device", "emu",
+                           "--json"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    assert TODAY_FIELDS <= set(data) and {"device_kind", "typed_failures", "exit_status"} <= set(data)
+    assert all(TODAY_REGION_FIELDS | {"failure"} <= set(region) for region in data["regions"])
+    assert (data["device_kind"], data["timing"], data["typed_failures"], data["verified"]) == ("emu", "emulated", [], True)
