@@ -88,10 +88,10 @@ def run(options: BuildOptions, gpu_regions, device, order, verify, program_args,
     report = run_program(options, RunOptions(gpu_regions, device, order, verify, tuple(shlex.split(program_args)),
                                              rtol, tuple(ignore), timeout, memory_limit << 20, workdir, progress))
     if as_json:
-        click.echo(json.dumps(report, indent=2))
+        click.echo(json.dumps(report.to_json(), indent=2))
     else:
         render_run(report)
-    if not report["verified"]:
+    if not report.verified:
         raise SystemExit(1)
 
 
