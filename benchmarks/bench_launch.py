@@ -59,8 +59,8 @@ def main() -> None:
     build = BuildOptions(sources=(source,))
     samples, device = [], None
     for _ in range(options.repeats):
-        on = run_program(build, RunOptions(gpu_regions="all", device=options.device, verify="none"))
-        off = run_program(build, RunOptions(gpu_regions="none", device=options.device, verify="none"))
+        on = run_program(build, RunOptions(gpu_regions="all", device=options.device, verify="none")).to_json()
+        off = run_program(build, RunOptions(gpu_regions="none", device=options.device, verify="none")).to_json()
         region = next(r for r in on["regions"] if r["calls"] == calls)
         per_call = (on["total_seconds"] - off["total_seconds"]) / calls
         kernel_and_copies = (region["kernel_seconds"] + region["transfer_seconds"]) / calls

@@ -71,7 +71,7 @@ def run(prepared: PreparedProgram, args: list[str], *, regions="all", verify="pr
     os.environ["OFFLOAD_BENCH_NULL_KERNEL"] = "1" if warm else "0"
     options = RunOptions(gpu_regions=regions, device="emu", verify=verify if not warm else "none",
                          args=tuple(args), timeout=900, memory_limit=16 << 30)
-    report = prepared.run(options)
+    report = prepared.run(options).to_json()
     if not warm and verify != "none" and not report["verified"]:
         raise SystemExit(f"bench_runtime_scaling: {args}: not verified: {report['failures'][:1]}")
     return report

@@ -51,7 +51,7 @@ NOISE = 0.02
 WITHIN = 1.05
 RANDOM_APPS = range(1, 9)
 GA = {"population": 16, "crossover_prob": 0.9, "mutation_prob": 0.05}
-GA_BUDGET = 320                 # 20 generations
+GA_BUDGET = 320                 # a cap on measurements; ga stops on its own once it has converged
 DEFAULT_BUDGET = 200            # a cap; the default strategy stops on its own well before
 # name: (strategy for a seed, budget, whether the objective reports per-region profiles)
 STRATEGIES = {

@@ -50,7 +50,8 @@ def record(sample: str, defines: tuple[str, ...], workdir: str) -> str:
     types = top_level_types(prepared.result)
     ops = {rid: region_ops(r, types) for rid, r in regions.items()}
     options = RunOptions(device="emu", verify="both", gpu_model=GPU)
-    cpu = prepared.run(RunOptions(device="emu", gpu_regions="none", verify="program", gpu_model=GPU), tag="cpu")
+    cpu = prepared.run(RunOptions(device="emu", gpu_regions="none", verify="program", gpu_model=GPU),
+                       tag="cpu").to_json()
     cpu_by_id = {str(r["id"]): r["cpu_seconds"] for r in cpu["regions"]}
     # each region's kernel time under each of its settings, given the call shapes of a run
     kernel_models: dict[tuple, object] = {}
@@ -78,10 +79,10 @@ def record(sample: str, defines: tuple[str, ...], workdir: str) -> str:
                                            regions={rid: RegionProfile(cpu_seconds=cpu_by_id[rid]) for rid in ids})
             continue
         report = prepared.run(RunOptions(**{**options.__dict__, "gpu_regions": ",".join(gpu)}),
-                              tag="p-" + "-".join(gpu))
+                              tag="p-" + "-".join(gpu)).to_json()
         if report["verified"]:          # as ProgramObjective models it: from a production run
             report = prepared.run(RunOptions(**{**options.__dict__, "gpu_regions": ",".join(gpu),
-                                                "verify": "program"}), tag="q-" + "-".join(gpu))
+                                                "verify": "program"}), tag="q-" + "-".join(gpu)).to_json()
         if not report["verified"]:
             for settings in _settings(space, gpu):
                 outcomes[space.config(settings).key] = Outcome.failure("wrong_output", report["failures"][0],

@@ -95,10 +95,10 @@ def run(options: BuildOptions, gpu_regions, device, order, gpu_model, verify, pr
                                              rtol, tuple(ignore), timeout, memory_limit << 20, workdir, progress,
                                              gpu_model.lower()))
     if as_json:
-        click.echo(json.dumps(report, indent=2))
+        click.echo(json.dumps(report.to_json(), indent=2))
     else:
         render_run(report)
-    if not report["verified"]:
+    if not report.verified:
         raise SystemExit(1)
 
 

@@ -18,7 +18,7 @@ SAMPLES = sorted((ROOT / "samples").glob("*.c"))
 
 
 def run(path, **options):
-    return run_program(BuildOptions(sources=(str(path),)), RunOptions(device="emu", **options))
+    return run_program(BuildOptions(sources=(str(path),)), RunOptions(device="emu", **options)).to_json()
 
 
 @pytest.mark.parametrize("order", ["forward", "reverse", "shuffle"])
@@ -173,7 +173,7 @@ def test_arrays_stay_on_the_device_across_time_steps(tmp_path):
 def test_a_harness_in_a_second_file_with_typedefs_structs_and_overlap():
     fixtures = ROOT / "tests" / "fixtures" / "programs"
     report = run_program(BuildOptions(sources=(str(fixtures / "harness_main.c"), str(fixtures / "harness_kernels.c"))),
-                         RunOptions(device="emu", order="shuffle", args=("40",)))
+                         RunOptions(device="emu", order="shuffle", args=("40",))).to_json()
     assert report["verified"], report["failures"]
     by_line = {(Path(r["location"]).name.split(":")[0], r["line"]): r for r in report["regions"]}
     assert by_line[("harness_kernels.c", 5)]["device_runs"] == 1            # triangular nest

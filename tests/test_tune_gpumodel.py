@@ -35,7 +35,7 @@ class Kept:
 
     def __init__(self, path, folder, defines=()):
         options = BuildOptions((str(path),), defines=tuple(defines))
-        self.report = run_program(options, RunOptions(device="emu", workdir=str(folder)))
+        self.report = run_program(options, RunOptions(device="emu", workdir=str(folder))).to_json()
         assert self.report["verified"], self.report["failures"]
         self.folder = next(Path(folder).rglob("plans.json")).parent
         self.plans = json.loads((self.folder / "plans.json").read_text())

@@ -32,7 +32,8 @@ def run(context: Context, out: StepOutput) -> int:
         times.unlink(missing_ok=True)
         # Program-level verification only: region verification would read the pages back itself.
         report = prepared.run(RunOptions(device=context.device, verify="program", timeout=60,
-                                         args=(str(nbytes // 8), str(rounds), str(times))), tag=f"bytes-{nbytes}")
+                                         args=(str(nbytes // 8), str(rounds), str(times))),
+                              tag=f"bytes-{nbytes}").to_json()
         seconds = [float(line) for line in times.read_text().split()] if times.exists() else []
         (region,) = [r for r in report["regions"] if r["device_runs"]] or [None]
         row = {"bytes": nbytes, "rounds": rounds, "verified": report["verified"], "timing": report["timing"],

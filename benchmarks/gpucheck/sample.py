@@ -71,6 +71,7 @@ def run(context: Context, out: StepOutput, name: str) -> int:
                                      "on the CPU, and all on the GPU at the default settings"))
     measurement = objective.measurement(gpu_config.key)
     report = measurement.report if measurement else objective.failed_reports.get(gpu_config.key)
+    report = report.to_json() if report is not None else None
     if report is None:
         return out.finish("failed", f"no run with every region on the device: {outcomes[gpu_config.key].reason}")
     full = full_run_part(report, outcomes[gpu_config.key])
@@ -93,7 +94,7 @@ def run(context: Context, out: StepOutput, name: str) -> int:
 
 def cpu_part(prepared: PreparedProgram, options: RunOptions, objective: ProgramObjective, outcome) -> dict:
     original, again = prepared.reference_runs(options)
-    baseline = objective.baseline()[0]
+    baseline = objective.baseline()[0].to_json()
     seconds = min(original.seconds, again.seconds)
     return {"original_seconds": [original.seconds, again.seconds], "original_failure": original.failure or None,
             "below_half_second": seconds < MIN_CPU_SECONDS, "all_cpu": outcome.to_dict(),
@@ -103,14 +104,13 @@ def cpu_part(prepared: PreparedProgram, options: RunOptions, objective: ProgramO
 
 
 def full_run_part(report: dict, outcome) -> dict:
-    errors = report.get("max_rel_errors") or {}
     return {"verified": report["verified"], "mismatch": report["mismatch"], "failures": report["failures"][:5],
             "device": report["device"], "timing": report["timing"], "device_choice": report.get("device_choice"),
             "cpu_seconds": report["cpu_seconds"], "total_seconds": report["total_seconds"],
             "runs_seconds": report.get("runs_seconds"), "outcome": outcome.to_dict(),
             "device_memory_peak_bytes": report.get("device_memory_peak_bytes"),
             "regions": [{**{k: r.get(k) for k in REGION_FIELDS},
-                         "max_rel_error": errors.get(str(r["id"]), r.get("max_rel_error")),
+                         "max_rel_error": r.get("max_rel_error"),
                          "mismatch": (r.get("mismatches") or [None])[0], "error": (r.get("errors") or [None])[0],
                          "fallback_reasons": r.get("fallback_reasons", [])[:2],
                          "shapes": [{k: s[k] for k in ("values", "elements", "calls")} for s in r.get("shapes", [])]}
@@ -122,7 +122,7 @@ def fmad_rerun(prepared: PreparedProgram, options: RunOptions, context: Context)
         return {"verified": None, "reason": "the emulated device compiles with g++: -fmad is nvcc's"}
     os.environ[NVCC_FLAGS_ENV] = "-fmad=false"
     try:
-        report = prepared.run(replace(options, verify="both"), tag="fmad-false")
+        report = prepared.run(replace(options, verify="both"), tag="fmad-false").to_json()
     finally:
         del os.environ[NVCC_FLAGS_ENV]
     return {"verified": report["verified"], "mismatch": report["mismatch"],

@@ -12,16 +12,15 @@ import ctypes
 import json
 import os
 import shlex
-import sys
 import time
 from dataclasses import asdict
 
+from ..contracts.run_report import RegionReport, RuntimeStats, device_kind
 from ..device import CompileError, open_device
 from ..hostprog.recorder import DISPATCHER, EXIT_HOOK, FREE_HOOK
 from .dispatcher import DeviceDispatcher
 from .plan import KernelPlan
 
-STATS_SCHEMA = 1
 NVCC_FLAGS_ENV = "OFFLOAD_NVCC_FLAGS"
 
 
@@ -34,6 +33,7 @@ def _enabled(spec: str, ids) -> set[int]:
 
 
 def install_device_dispatcher(library: ctypes.CDLL, regions, options):
+    """CompileError when the device's compiler rejects the kernels (the runner reports it)."""
     with open(options.plans) as handle:
         plans = {int(k): KernelPlan.from_json(v) for k, v in json.load(handle).items()}
     with open(options.kernels) as handle:
@@ -50,10 +50,7 @@ def install_device_dispatcher(library: ctypes.CDLL, regions, options):
         flags = shlex.split(os.environ.get(NVCC_FLAGS_ENV, "")) if device.kind == "cuda" else []
         module = device.compile(source, flags)
     except CompileError as exc:
-        first = next((line for line in exc.log.splitlines() if "error" in line), "")
-        print(f"offload: the generated kernels did not compile on {device.name}: {exc} {first}".rstrip(),
-              file=sys.stderr)
-        sys.exit(125)
+        raise CompileError(exc.code, f"on {device.name}: {exc.message}", exc.log) from None
     dispatcher = DeviceDispatcher(library, regions, plans, device, module,
                                   _enabled(options.regions, plans), options.verify_regions, options.rtol)
     started = time.perf_counter()
@@ -61,14 +58,11 @@ def install_device_dispatcher(library: ctypes.CDLL, regions, options):
     def flush() -> None:
         dispatcher.account_host_access()
         dispatcher.collect_times()
-        stats = {"schema": STATS_SCHEMA, "device": device.name, "device_kind": device.kind,
-                 "timing": device.timing_label, "total_seconds": time.perf_counter() - started,
-                 "device_memory_peak_bytes": dispatcher.residency.peak_bytes,
-                 "regions": {str(rid): asdict(s) for rid, s in dispatcher.stats.items()}}
-        partial = options.stats + ".partial"
-        with open(partial, "w") as handle:
-            json.dump(stats, handle, indent=1)
-        os.replace(partial, options.stats)
+        RuntimeStats(device=device.name, device_kind=device_kind(device.kind), timing=device.timing_label,
+                     total_seconds=time.perf_counter() - started,
+                     device_memory_peak_bytes=dispatcher.residency.peak_bytes,
+                     regions={rid: RegionReport.from_json({**asdict(s), "id": rid})
+                              for rid, s in dispatcher.stats.items()}).write(options.stats)
 
     callbacks = (DISPATCHER(dispatcher), EXIT_HOOK(flush), FREE_HOOK(dispatcher.free_hook))
     for setter, callback in zip(("dispatcher", "exit_hook", "free_hook"), callbacks):

@@ -22,9 +22,11 @@ from __future__ import annotations
 import ctypes
 import time
 from dataclasses import dataclass, field
+from typing import Optional
 
 import numpy as np
 
+from ..contracts.run_report import Failure, FailureCode
 from ..device import Device, DeviceBuffer, Module
 from ..hostprog.abi import HostRegion, Slot
 from .footprints import region_accesses
@@ -68,6 +70,7 @@ class RegionStats:
     shapes: list[dict] = field(default_factory=list)       # distinct call shapes, for the GPU model
     mismatches: list[dict] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)        # launch or runtime failures
+    failure: Optional[Failure] = None                      # the first of them, typed
 
 
 @dataclass
@@ -145,9 +148,14 @@ class DeviceDispatcher:
         the CPU loop runs."""
         try:
             return self._dispatch(region_id, addrs, sizes)
-        except Exception as exc:  # noqa: BLE001 - typed below, and reported, never swallowed
+        except Exception as exc:  # noqa: BLE001 - typed here, and reported, never swallowed
             code = getattr(exc, "code", None)
-            self.stats[region_id].errors.append(f"{type(exc).__name__}{f' ({code.name})' if code else ''}: {exc}")
+            stats = self.stats[region_id]
+            message = f"{type(exc).__name__}{f' ({code.name})' if code else ''}: {exc}"
+            stats.errors.append(message)
+            if stats.failure is None:
+                stats.failure = Failure(FailureCode.LAUNCH_ERROR, message, region_id,
+                                        code.value if code is not None else type(exc).__name__)
             return 0
 
     def _dispatch(self, region_id: int, addrs, sizes) -> int:

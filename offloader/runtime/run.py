@@ -1,7 +1,8 @@
 """`offload run`: build once, run with the chosen regions on a device, verify, report.
 
 The program runs in a child process (the hostprog runner) under a time limit, so a crash,
-hang or wrong output is a recorded failure with a typed reason, never a crash of offload.
+hang or wrong output is a recorded failure with a typed code (contracts/run_report.py),
+never a crash of offload.
 """
 
 from __future__ import annotations
@@ -12,22 +13,23 @@ import subprocess
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ..analysis import analyze_program
 from ..buildopts import BuildOptions
 from ..codegen.kernel import KernelError, Variant, generate_kernel, generate_module, kernel_preamble
 from ..codegen.regions import find_regions, top_level_types
+from ..contracts.run_report import Failure, FailureCode, RegionReport, RunReport, RuntimeStats, read_stats
 from ..device import CompileError, choose_kind, open_device
 from ..errors import UserError
-from ..hostprog.build import build_host_library, build_reference_program
+from ..hostprog.baseline import build_cpu_baseline
+from ..hostprog.build import build_host_library
 from ..hostprog.compiler import BuildError
 from ..hostprog.runner import runner_command, runner_env
+from ..hostprog.status import read_status
 from .compare import compare_outputs
 from .limits import MemoryLimit
 from .plan import KernelPlan, plan_for
-
-SCHEMA = 1
 
 
 @dataclass
@@ -46,15 +48,14 @@ class RunOptions:
     gpu_model: str = "t4"              # emulator: the GPU whose launch shapes it runs (tune/gpus.toml)
 
 
-def run_program(options: BuildOptions, run: RunOptions) -> dict:
+def run_program(options: BuildOptions, run: RunOptions) -> RunReport:
     """Build, run and verify; the build folder is removed afterwards unless run.workdir names one."""
     choose_kind(run.device)                 # a device that cannot be had is said before any build
     if run.workdir:
         return PreparedProgram(options, run.workdir, run.progress).run(run)
     with tempfile.TemporaryDirectory(prefix="offload-run-") as workdir:
         report = PreparedProgram(options, workdir, run.progress).run(run)
-    report["workdir"] = None
-    return report
+    return replace(report, workdir=None)
 
 
 class PreparedProgram:
@@ -79,7 +80,7 @@ class PreparedProgram:
         say(f"building the host program with {len(usable)} region(s)")
         try:
             self.build = build_host_library(result, usable, options, os.path.join(self.workdir, "host"))
-            self.reference = build_reference_program(options, os.path.join(self.workdir, "reference"))
+            self.reference = build_cpu_baseline(options, os.path.join(self.workdir, "reference"))
         except BuildError as exc:
             raise UserError(f"the program does not build: {exc}") from None
         for rid, why in self.build.skipped.items():
@@ -94,8 +95,8 @@ class PreparedProgram:
         sources = [generate_kernel(r, variants.get(r.id, Variant()), self.preamble) for r in self.regions]
         return generate_module(sources, self.preamble), {k.region.id: plan_for(k) for k in sources}
 
-    def reference_runs(self, run: RunOptions) -> tuple["Outcome", "Outcome"]:
-        """The CPU original, run twice (outputs that differ between the two are unstable)."""
+    def reference_runs(self, run: RunOptions) -> tuple["Ended", "Ended"]:
+        """The CPU original (the CPU baseline), run twice (outputs that differ between the two are unstable)."""
         key = (tuple(run.args), run.timeout, run.memory_limit)
         if key not in self._references:
             peak_file = os.path.join(self.workdir, "reference", "peak_rss")
@@ -109,7 +110,7 @@ class PreparedProgram:
             self._references[key] = tuple(runs)
         return self._references[key]
 
-    def run(self, run: RunOptions, variants: dict[int, Variant] | None = None, tag: str = "") -> dict:
+    def run(self, run: RunOptions, variants: dict[int, Variant] | None = None, tag: str = "") -> RunReport:
         """One run; its kernels, plans and statistics go in the build folder, or in its
         subfolder `tag`."""
         say = run.progress or (lambda message: None)
@@ -123,28 +124,38 @@ class PreparedProgram:
             handle.write(module)
         with open(plans_path, "w") as handle:
             json.dump({str(rid): plan.to_json() for rid, plan in plans.items()}, handle)
+        compile_failure = None
         if kind == "emu":          # compile here, outside the program's memory limit (cached by content)
             try:
                 open_device("emu").compile(module)
             except CompileError as exc:
                 notes.append({"loop": "all regions", "reason": f"the kernels do not compile: {exc}"})
+                compile_failure = Failure(FailureCode.COMPILE_ERROR, f"the kernels do not compile: {exc}",
+                                          detail=exc.code.value)
         say("running the CPU original twice")
         first, second = self.reference_runs(run)
-        say(f"running with regions {run.gpu_regions} on the {'GPU' if kind == 'cuda' else 'emulated device'} ({why})")
-        stats_path = os.path.join(folder, "stats.json")
+        offloaded, stats_path = None, os.path.join(folder, "stats.json")
+        if compile_failure is None:            # else the run could only fail the same way
+            say(f"running with regions {run.gpu_regions} on the "
+                f"{'GPU' if kind == 'cuda' else 'emulated device'} ({why})")
+            offloaded = self._run_offloaded(run, kind, plans_path, kernels_path, stats_path)
+        report = _report(self.options, run, kind, self.regions, first, second, offloaded, stats_path, notes,
+                         folder, compile_failure)
+        return replace(report, device_choice=why)
+
+    def _run_offloaded(self, run: RunOptions, kind: str, plans_path: str, kernels_path: str,
+                       stats_path: str) -> "Ended":
+        """The host library's program under the runner, with the device dispatcher."""
+        status_path = os.path.join(os.path.dirname(stats_path), "runner-status.json")
         if os.path.exists(stats_path):
             os.remove(stats_path)
         command = runner_command(self.build.library, list(run.args), dispatcher="device", stats=stats_path,
-                                 argv0=self.reference)
+                                 argv0=self.reference, status=status_path)
         command[command.index("--"):command.index("--")] = [
             "--plans", plans_path, "--kernels", kernels_path, "--device", kind, "--order", run.order,
             "--regions", run.gpu_regions] + (["--verify-regions"] if run.verify in ("region", "both") else []) + (
             ["--capacity", _capacity(run.gpu_model)] if kind == "emu" else [])
-        offloaded = _run(command, run.timeout, env=runner_env(), limit=run.memory_limit)
-        report = _report(self.options, run, self.regions, self.build, first, second, offloaded, stats_path, notes,
-                         folder)
-        report["device_choice"] = why
-        return report
+        return _run(command, run.timeout, env=runner_env(), limit=run.memory_limit, status=status_path)
 
 
 def _capacity(gpu_model: str) -> str:
@@ -156,19 +167,26 @@ def _capacity(gpu_model: str) -> str:
 
 
 @dataclass
-class Outcome:
+class Ended:
+    """How one child process ended. `failure` is known out of band: the parent's own timer, the
+    cgroup's OOM counter, the runner's status file, a signal; never the exit status alone."""
+
     returncode: int | None
     stdout: str
     stderr: str
     seconds: float
-    failure: str = ""          # typed: timeout | memory limit | crash | ""
-    memory_limit: str = ""     # how the memory limit was applied, or why not
-    peak_rss: int | None = None  # bytes, the program's largest resident set (the reference's)
+    failure: FailureCode | None = None     # TIMEOUT, MEMORY_LIMIT, CRASH, RUNNER_ERROR, COMPILE_ERROR
+    message: str = ""
+    detail: str | None = None
+    memory_limit: str = ""                 # how the memory limit was applied, or why not
+    peak_rss: int | None = None            # bytes, the program's largest resident set (the baseline's)
 
 
-def _run(command: list[str], timeout: float, env=None, limit: int = 0) -> Outcome:
-    """Run to completion or timeout, under the memory limit."""
+def _run(command: list[str], timeout: float, env=None, limit: int = 0, status: str | None = None) -> Ended:
+    """Run to completion or timeout, under the memory limit; `status`: the runner's status file."""
     started = time.perf_counter()
+    if status and os.path.exists(status):
+        os.remove(status)
     with MemoryLimit(limit) as memory:
         proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
                                 preexec_fn=memory.enter)
@@ -176,18 +194,28 @@ def _run(command: list[str], timeout: float, env=None, limit: int = 0) -> Outcom
         timer.start()
         try:
             out, err = _drain(proc)
-            status = os.waitpid(proc.pid, 0)[1]
+            wait_status = os.waitpid(proc.pid, 0)[1]
         finally:
             timed_out = timer.finished.is_set()         # set by firing; cancel() sets it after
             timer.cancel()
-        proc.returncode = os.waitstatus_to_exitcode(status)
+        returncode = os.waitstatus_to_exitcode(wait_status)
         seconds = time.perf_counter() - started
+        ended = Ended(None if timed_out else returncode, out, err, seconds, memory_limit=memory.applied)
         if timed_out:
-            return Outcome(None, out, err, seconds, "timeout", memory.applied)
-        failure = ""
-        if proc.returncode < 0:
-            failure = "memory limit" if memory.hit() else "crash"
-    return Outcome(proc.returncode, out, err, seconds, failure, memory.applied)
+            return replace(ended, failure=FailureCode.TIMEOUT, message=f"timeout (stopped after {timeout:g} s)")
+        if memory.hit():
+            return replace(ended, failure=FailureCode.MEMORY_LIMIT,
+                           message=f"memory limit ({limit >> 20} MiB; the cgroup's OOM killer stopped it)")
+    runner = read_status(status) if status else None
+    if status and runner is None:
+        return replace(ended, failure=FailureCode.RUNNER_ERROR,
+                       message="the runner did not start: " + (err.strip()[-400:] or f"exit status {returncode}"))
+    if runner is not None and runner.failure is not None:
+        return replace(ended, failure=runner.failure, message=runner.message, detail=runner.detail)
+    if returncode < 0:
+        return replace(ended, failure=FailureCode.CRASH, message=f"crash (killed by signal {-returncode})",
+                       detail=str(-returncode))
+    return ended
 
 
 def _drain(proc: subprocess.Popen) -> tuple[str, str]:
@@ -206,63 +234,58 @@ def _drain(proc: subprocess.Popen) -> tuple[str, str]:
     return texts["out"], texts["err"]
 
 
-def _report(options, run, regions, build, first, second, offloaded, stats_path, notes, workdir) -> dict:
-    stats = {}
-    if os.path.exists(stats_path):
-        with open(stats_path) as handle:
-            stats = json.load(handle)
-    label = stats.get("timing", "emulated" if run.device == "emu" else "measured")
-    report = {"schema": SCHEMA, "file": options.sources[0], "workdir": workdir, "gpu_regions": run.gpu_regions,
-              "device": stats.get("device", run.device), "order": run.order, "timing": label,
-              "total_seconds": stats.get("total_seconds"), "cpu_seconds": first.seconds,
-              "cpu_peak_rss_bytes": first.peak_rss, "device_memory_peak_bytes": stats.get("device_memory_peak_bytes"),
-              "memory_limit": {"bytes": run.memory_limit, "applied": offloaded.memory_limit},
-              "not_offloaded": notes, "regions": []}
+def _report(options, run, kind, regions, first, second, offloaded, stats_path, notes, workdir,
+            compile_failure) -> RunReport:
+    """The run report; each failure typed by where it happened (see FailureCode)."""
+    found, no_stats = read_stats(stats_path) if offloaded is not None else (None, "")
+    stats = found or RuntimeStats(device=kind, timing="emulated" if kind == "emu" else "measured")
+    label, device = stats.timing, stats.device
     failures = []
-    if first.failure:
-        failures.append(f"the CPU original itself failed: {first.failure}")
-    if offloaded.failure:
-        failures.append(f"the offloaded program was stopped: {offloaded.failure}")
-    elif offloaded.returncode != first.returncode:
-        failures.append(f"exit status {offloaded.returncode}, the CPU original's is {first.returncode}")
-    if not stats:
-        failures.append("the offloaded program wrote no statistics: " + offloaded.stderr.strip()[-400:])
+    if compile_failure is not None:
+        failures.append(compile_failure)
+    if first.failure is not None:
+        failures.append(Failure(FailureCode.REFERENCE_FAILED, f"the CPU original itself failed: {first.message}",
+                                detail=first.failure.value))
+    if offloaded is not None:
+        if offloaded.failure is not None:
+            failures.append(Failure(offloaded.failure, f"the offloaded program was stopped: {offloaded.message}",
+                                    detail=offloaded.detail))
+        elif offloaded.returncode != first.returncode:
+            failures.append(Failure(FailureCode.EXIT_STATUS, f"exit status {offloaded.returncode}, the CPU "
+                                                             f"original's is {first.returncode}"))
+        if no_stats:
+            failures.append(Failure(FailureCode.NO_STATISTICS,
+                                    f"the offloaded program wrote no statistics ({no_stats}): "
+                                    + offloaded.stderr.strip()[-400:]))
+    entries = []
     for region in regions:
-        entry = stats.get("regions", {}).get(str(region.id), {})
-        mismatches = entry.get("mismatches", [])
-        for error in entry.get("errors", [])[:1]:
-            failures.append(f"region {region.id} ({region.top.loop.location}) failed on the device: {error}")
-        if mismatches:
-            failures.append(f"region {region.id} ({region.top.loop.location}) wrote `{mismatches[0]['array']}`"
-                            f"[{mismatches[0]['index']}] = {mismatches[0]['device']}, the CPU loop "
-                            f"{mismatches[0]['cpu']}")
-        report["regions"].append({
-            "id": region.id, "line": region.top.loop.location.line, "location": str(region.top.loop.location),
-            "device": report["device"], "calls": entry.get("calls", 0), "device_runs": entry.get("device_runs", 0),
-            "kernel_seconds": entry.get("kernel_seconds", 0.0), "h2d_bytes": entry.get("h2d_bytes", 0),
-            "d2h_bytes": entry.get("d2h_bytes", 0), "verify_d2h_bytes": entry.get("verify_d2h_bytes", 0),
-            "transfer_seconds": entry.get("transfer_seconds", 0.0),
-            "h2d_copies": entry.get("h2d_copies", 0), "d2h_copies": entry.get("d2h_copies", 0),
-            "h2d_seconds": entry.get("h2d_seconds", 0.0), "d2h_seconds": entry.get("d2h_seconds", 0.0),
-            "dispatch_seconds": entry.get("dispatch_seconds", 0.0), "faults": entry.get("faults", 0),
-            "prepare_seconds": entry.get("prepare_seconds", 0.0), "prepared_calls": entry.get("prepared_calls", 0),
-            "fault_seconds": entry.get("fault_seconds", 0.0), "alloc_seconds": entry.get("alloc_seconds", 0.0),
-            "verify_seconds": entry.get("verify_seconds", 0.0),
-            "host_seconds": entry.get("dispatch_seconds", 0.0) + entry.get("fault_seconds", 0.0),
-            "cpu_seconds": entry.get("cpu_seconds", 0.0), "cpu_calls": entry.get("cpu_calls", 0),
-            "alias_fallbacks": entry.get("alias_fallbacks", 0), "cpu_fallbacks": entry.get("cpu_fallbacks", 0),
-            "fallback_reasons": entry.get("fallback_reasons", []), "mismatches": mismatches,
-            "max_rel_error": entry.get("max_rel_error"),
-            "errors": entry.get("errors", []), "shapes": entry.get("shapes", []), "timing": label})
-    if run.verify in ("program", "both") and not offloaded.failure:
+        entry = stats.regions.get(region.id) or RegionReport(region.id)
+        entry = replace(entry, line=region.top.loop.location.line, location=str(region.top.loop.location),
+                        device=device, timing=label)
+        if entry.errors:
+            typed = entry.failure or Failure(FailureCode.LAUNCH_ERROR, entry.errors[0])
+            failures.append(replace(typed, region=region.id, message=f"region {region.id} "
+                                    f"({region.top.loop.location}) failed on the device: {entry.errors[0]}"))
+        if entry.mismatches:
+            wrong = entry.mismatches[0]
+            failures.append(Failure(FailureCode.REGION_MISMATCH,
+                                    f"region {region.id} ({region.top.loop.location}) wrote `{wrong['array']}`"
+                                    f"[{wrong['index']}] = {wrong['device']}, the CPU loop {wrong['cpu']}", region.id))
+        entries.append(entry)
+    unstable = {}
+    if run.verify in ("program", "both") and offloaded is not None and offloaded.failure is None:
         for name, a, b, c in (("stdout", first.stdout, second.stdout, offloaded.stdout),
                               ("stderr", first.stderr, second.stderr, offloaded.stderr)):
             comparison = compare_outputs(name, a, b, c, run.rtol, run.ignore)
             if comparison.unstable:
-                report.setdefault("unstable_tokens", {})[name] = comparison.unstable
+                unstable[name] = comparison.unstable
             if not comparison.same:
-                failures.append(comparison.mismatch)
-    report["verified"] = not failures
-    report["mismatch"] = failures[0] if failures else None
-    report["failures"] = failures
-    return report
+                failures.append(Failure(FailureCode.OUTPUT_MISMATCH, comparison.mismatch))
+    return RunReport(
+        file=options.sources[0], workdir=workdir, gpu_regions=run.gpu_regions, device=device, device_kind=kind,
+        order=run.order, timing=label, total_seconds=stats.total_seconds, cpu_seconds=first.seconds,
+        cpu_peak_rss_bytes=first.peak_rss, device_memory_peak_bytes=stats.device_memory_peak_bytes,
+        memory_limit={"bytes": run.memory_limit, "applied": (offloaded or first).memory_limit},
+        exit_status=offloaded.returncode if offloaded is not None else None, cpu_exit_status=first.returncode,
+        not_offloaded=tuple(notes), regions=tuple(entries), typed_failures=tuple(failures),
+        unstable_tokens=unstable or None)

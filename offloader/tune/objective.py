@@ -14,8 +14,9 @@ from typing import Literal, Mapping, Optional, Protocol
 from offloader.tune.space import Config
 
 # not_recorded: a replay asked for a configuration its recording does not hold (nothing ran).
-Status = Literal["ok", "compile_error", "launch_error", "timeout", "crash", "wrong_output", "not_recorded"]
-FAILURES = ("compile_error", "launch_error", "timeout", "crash", "wrong_output", "not_recorded")
+Status = Literal["ok", "compile_error", "launch_error", "timeout", "memory_limit", "crash", "wrong_output",
+                 "not_recorded"]
+FAILURES = ("compile_error", "launch_error", "timeout", "memory_limit", "crash", "wrong_output", "not_recorded")
 Kind = Literal["measured", "modeled", "emulated"]
 KINDS = ("measured", "modeled", "emulated")
 WORST = math.inf   # the fitness of a failed candidate (times are minimised)
