@@ -47,7 +47,6 @@ from offloader.buildopts import BuildOptions  # noqa: E402
 from offloader.runtime.run import PreparedProgram, RunOptions  # noqa: E402
 
 PROGRAMS = os.path.join(ROOT, "benchmarks", "programs")
-NULL_KERNEL = os.path.join(ROOT, "benchmarks", "null_kernel")
 SIZES = (1 << 20, 1 << 22, 1 << 24, 1 << 26)
 STEPS = 3                      # time steps of the verified runs
 CALLS = 12                     # time steps of the runs that give the steady state
@@ -68,9 +67,8 @@ def _side(n: int) -> int:
 
 
 def run(prepared: PreparedProgram, args: list[str], *, regions="all", verify="program", warm=False) -> dict:
-    os.environ["OFFLOAD_BENCH_NULL_KERNEL"] = "1" if warm else "0"
     options = RunOptions(gpu_regions=regions, device="emu", verify=verify if not warm else "none",
-                         args=tuple(args), timeout=900, memory_limit=16 << 30)
+                         args=tuple(args), timeout=900, memory_limit=16 << 30, skip_kernels=warm)
     report = prepared.run(options).to_json()
     if not warm and verify != "none" and not report["verified"]:
         raise SystemExit(f"bench_runtime_scaling: {args}: not verified: {report['failures'][:1]}")
@@ -192,7 +190,6 @@ def verdicts(rows: list[dict], issue: list[dict]) -> dict:
 def main() -> None:
     started = time.perf_counter()
     work = tempfile.mkdtemp(prefix="offload-bench-scaling-")
-    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [NULL_KERNEL, ROOT, os.environ.get("PYTHONPATH")]))
     rows = []
     for size in SIZES:
         for name in CASES:

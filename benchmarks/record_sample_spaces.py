@@ -22,6 +22,7 @@ import os
 import sys
 import tempfile
 import time
+from dataclasses import replace
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -31,7 +32,7 @@ from offloader.codegen.kernel import generate_kernel  # noqa: E402
 from offloader.codegen.regions import top_level_types  # noqa: E402
 from offloader.runtime.plan import plan_for  # noqa: E402
 from offloader.runtime.run import PreparedProgram, RunOptions  # noqa: E402
-from offloader.tune.candidates import search_space, variant_of  # noqa: E402
+from offloader.tune.candidates import production_run, search_space, variant_of  # noqa: E402
 from offloader.tune.gpumodel import model_region, ptxas_resources  # noqa: E402
 from offloader.tune.objective import Outcome, RegionProfile  # noqa: E402
 from offloader.tune.opcount import region_ops  # noqa: E402
@@ -78,11 +79,11 @@ def record(sample: str, defines: tuple[str, ...], workdir: str) -> str:
             outcomes[config.key] = Outcome("ok", cpu["total_seconds"], kind="measured",
                                            regions={rid: RegionProfile(cpu_seconds=cpu_by_id[rid]) for rid in ids})
             continue
-        report = prepared.run(RunOptions(**{**options.__dict__, "gpu_regions": ",".join(gpu)}),
-                              tag="p-" + "-".join(gpu)).to_json()
-        if report["verified"]:          # as ProgramObjective models it: from a production run
-            report = prepared.run(RunOptions(**{**options.__dict__, "gpu_regions": ",".join(gpu),
-                                                "verify": "program"}), tag="q-" + "-".join(gpu)).to_json()
+        placed = replace(options, gpu_regions=",".join(gpu))
+        verified = prepared.run(placed, tag="p-" + "-".join(gpu))
+        # as ProgramObjective models it: from a production run
+        report = (production_run(prepared, placed, {}, "q-" + "-".join(gpu), verified) if verified.verified
+                  else verified).to_json()
         if not report["verified"]:
             for settings in _settings(space, gpu):
                 outcomes[space.config(settings).key] = Outcome.failure("wrong_output", report["failures"][0],

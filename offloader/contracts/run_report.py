@@ -200,6 +200,7 @@ class RunReport:
     typed_failures: tuple[Failure, ...] = ()
     unstable_tokens: Optional[Mapping[str, int]] = None   # output tokens the CPU original varies in
     runs_seconds: tuple[float, ...] = ()   # the timed repeats a tuner took (the median is total_seconds)
+    kernels_skipped: bool = False          # the emulator ran no kernel: a timing of the runtime alone, unverified
     schema: int = SCHEMA
     extra: Mapping[str, Any] = field(default_factory=dict)
 

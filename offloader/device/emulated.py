@@ -72,12 +72,16 @@ class EmulatedDevice(Device):
     timing_label = "emulated"
 
     def __init__(self, order: ExecutionOrder = ExecutionOrder(), workers: int | None = None,
-                 capacity: Capacity | None = None):
+                 capacity: Capacity | None = None, skip_kernels: bool = False):
         """`capacity`: the GPU whose launch shapes to run (runtime/launch.py sizes grids from
-        it); by default one multiprocessor per worker thread."""
+        it); by default one multiprocessor per worker thread. `skip_kernels`: launches check
+        their arguments and return at once, computing nothing: for timing the runtime's own
+        host-side work with the host's caches as a GPU leaves them (an emulated kernel streams
+        the arrays through them first). Such runs are never verified."""
         self.order = order      # of the next launches; may be changed between them
         self.workers = workers or len(os.sched_getaffinity(0))
         self.capacity = capacity or Capacity(self.workers, 2048, 32)
+        self.skip_kernels = skip_kernels
 
     @property
     def name(self) -> str:
@@ -142,6 +146,8 @@ class EmulatedDevice(Device):
         def run() -> float:
             """The kernel's time is the emulator's entry call alone, from the moment it is
             called to its return: the blocks' threads start and join inside it."""
+            if self.skip_kernels:
+                return 0.0
             config.order, config.seed, config.error = ORDERS.index(self.order.kind), self.order.seed & (2**64 - 1), 0
             with _launch_lock:
                 start = time.perf_counter()

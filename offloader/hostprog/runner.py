@@ -120,6 +120,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--order", default="forward", help="device: emulator order forward|reverse|shuffle")
     parser.add_argument("--capacity", help="device: the emulator's launch shapes are a GPU's with these "
                                            "multiprocessors,threads,blocks per multiprocessor")
+    parser.add_argument("--skip-kernels", action="store_true",
+                        help="device: the emulator runs no kernel (timing the runtime's own work; never verified)")
     parser.add_argument("--regions", default="all", help="device: regions to run there: all, none or 1,3")
     parser.add_argument("--verify-regions", action="store_true", help="device: check each region against its twin")
     parser.add_argument("--rtol", type=float, default=None, help="device: relative tolerance of region checks")

@@ -44,7 +44,8 @@ def install_device_dispatcher(library: ctypes.CDLL, regions, options):
         from ..device.emulated import ExecutionOrder
 
         capacity = Capacity(*map(int, options.capacity.split(","))) if options.capacity else None
-        device_options = {"order": ExecutionOrder(kind=options.order), "capacity": capacity}
+        device_options = {"order": ExecutionOrder(kind=options.order), "capacity": capacity,
+                          "skip_kernels": options.skip_kernels}
     device = open_device(options.device, **device_options)
     try:
         flags = shlex.split(os.environ.get(NVCC_FLAGS_ENV, "")) if device.kind == "cuda" else []

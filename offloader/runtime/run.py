@@ -46,6 +46,11 @@ class RunOptions:
     workdir: str | None = None
     progress: object = field(default=None, repr=False)      # callable(str) or None
     gpu_model: str = "t4"              # emulator: the GPU whose launch shapes it runs (tune/gpus.toml)
+    skip_kernels: bool = False         # emulator: run no kernel, to time the runtime alone (verify "none")
+
+    def __post_init__(self):
+        if self.skip_kernels and (self.device != "emu" or self.verify != "none"):
+            raise ValueError("skip_kernels times the runtime on the emulated device, unverified (verify='none')")
 
 
 def run_program(options: BuildOptions, run: RunOptions) -> RunReport:
@@ -141,7 +146,7 @@ class PreparedProgram:
             offloaded = self._run_offloaded(run, kind, plans_path, kernels_path, stats_path)
         report = _report(self.options, run, kind, self.regions, first, second, offloaded, stats_path, notes,
                          folder, compile_failure)
-        return replace(report, device_choice=why)
+        return replace(report, device_choice=why, kernels_skipped=run.skip_kernels)
 
     def _run_offloaded(self, run: RunOptions, kind: str, plans_path: str, kernels_path: str,
                        stats_path: str) -> "Ended":
@@ -154,7 +159,8 @@ class PreparedProgram:
         command[command.index("--"):command.index("--")] = [
             "--plans", plans_path, "--kernels", kernels_path, "--device", kind, "--order", run.order,
             "--regions", run.gpu_regions] + (["--verify-regions"] if run.verify in ("region", "both") else []) + (
-            ["--capacity", _capacity(run.gpu_model)] if kind == "emu" else [])
+            ["--capacity", _capacity(run.gpu_model)] if kind == "emu" else []) + (
+            ["--skip-kernels"] if run.skip_kernels else [])
         return _run(command, run.timeout, env=runner_env(), limit=run.memory_limit, status=status_path)
 
 
