@@ -159,7 +159,8 @@ def kernels_part(context: Context, folder: Path, plans: dict, report: dict, obje
         ptx, note = {}, str(error)
     else:
         note = None
-    cpu = {r["id"]: r["cpu_seconds"] / r["cpu_calls"] for r in objective.baseline()[0]["regions"] if r.get("cpu_calls")}
+    baseline = objective.baseline()[0]
+    cpu = {r.id: r.cpu_seconds / r.cpu_calls for r in baseline.regions if r.cpu_calls}
     device = open_device(context.device)
     try:
         rows = kernels.measure_regions(device, source, plans, report, objective.ops(), context.gpu_model, ptx,
