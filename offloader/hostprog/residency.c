@@ -816,14 +816,15 @@ int __offload_residency_wrote(int index, const long long *pairs, long long count
     return ok;
 }
 
-/* After a launch that only read the allocation: an unwatched device copy is forgotten (host
- * code may change the host's unseen). */
+/* After a launch that only read the allocation: a device copy that is not watched (or no
+ * longer, EAGER_FORGET) is forgotten, as host code may change the host's unseen. */
 void __offload_residency_read_done(int index)
 {
     managed *e = entry(index);
-    if (e && e->eager == EAGER_FORGET) {
+    if (e && e->eager == EAGER_FORGET && e->valid.n) {
         lock();
         e->valid.n = 0;
+        reprotect(e, 0, e->size);
         unlock();
     }
 }
