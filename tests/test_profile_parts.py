@@ -10,10 +10,11 @@ from sizing_support import invoke, write_profile
 from offloader.buildopts import BuildOptions
 from offloader.tune.command import TuneRequest, tune_program
 
+# Large enough that offloading wins: the modeled time counts the runtime's host work per call.
 PROGRAM = """
     #include <stdio.h>
     #ifndef N
-    #define N 20000
+    #define N 2000000
     #endif
     double a[N];
     int main(void) {
@@ -44,7 +45,7 @@ def test_rerunning_tune_keeps_the_cpu_scaling_of_the_same_build_and_drops_anothe
     assert again["cpu_scaling"] == scaling and "kept the CPU scaling" in " ".join(said)
     assert again["cpu_scaling_fit"]["baseline"] == again["baseline"]["fingerprint"]
 
-    other, said = tune(src, out, defines=("N=30000",))
+    other, said = tune(src, out, defines=("N=3000000",))
     assert "cpu_scaling" not in other and "cpu_scaling_fit" not in other
     assert "measured for another build" in " ".join(said)
     sized = invoke("size", out / "profile.json", "--json")

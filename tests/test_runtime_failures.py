@@ -154,11 +154,11 @@ def test_a_c_writer_needs_only_the_fields_it_measures(tmp_path):
     path.write_text('{"schema": 1, "device": "NVIDIA H200", "device_kind": "cuda", "timing": "measured",'
                     ' "regions": {"0": {"calls": 4, "device_runs": 4, "kernel_seconds": 0.25,'
                     ' "failure": {"code": "launch_error", "detail": "illegal-address", "message": "x"},'
-                    ' "host_seconds": {"copies": 0.001}}}}')
+                    ' "c_timers": {"copies": 0.001}}}}')
     stats, why = read_stats(str(path))
     assert why == "" and stats.regions[0].calls == 4 and stats.regions[0].failure.detail == "illegal-address"
-    assert stats.regions[0].extra == {"host_seconds": {"copies": 0.001}}
-    assert replace(stats.regions[0], calls=5).to_json()["host_seconds"] == {"copies": 0.001}
+    assert stats.regions[0].extra == {"c_timers": {"copies": 0.001}}
+    assert replace(stats.regions[0], calls=5).to_json()["c_timers"] == {"copies": 0.001}
     assert RuntimeStats.from_json(stats.to_json()) == stats
     assert read_stats(str(tmp_path / "missing.json")) == (None, "the program wrote no statistics")
 

@@ -103,26 +103,14 @@ int __offload_call_key(void **addrs, const long long *sizes, const unsigned char
 {
     int used = 0;
     for (int k = 0; k < count; k++) {
-        const void *from = NULL;
-        int bytes = 0;
-        switch (kinds[k]) {
-        case OFFLOAD_KEY_SKIP:
+        if (kinds[k] == OFFLOAD_KEY_SKIP)
             continue;
-        case OFFLOAD_KEY_SCALAR:
-            from = addrs[k], bytes = (int)sizes[k];
-            break;
-        case OFFLOAD_KEY_POINTER:
-            from = addrs[k], bytes = sizeof(void *);
-            break;
-        case OFFLOAD_KEY_ADDRESS:
-            from = &addrs[k], bytes = sizeof(void *);
-            break;
-        default:
+        int bytes = kinds[k] == OFFLOAD_KEY_SCALAR ? (int)sizes[k] : kinds[k] == OFFLOAD_KEY_POINTER ? 8 : 0;
+        if (kinds[k] > OFFLOAD_KEY_ADDRESS || bytes < 0 || used + (int)sizeof(void *) + bytes > capacity)
             return -1;
-        }
-        if (bytes <= 0 || used + bytes > capacity)
-            return -1;
-        memcpy(out + used, from, (size_t)bytes);
+        memcpy(out + used, &addrs[k], sizeof(void *));     /* where the variable lies: checks use it */
+        used += (int)sizeof(void *);
+        memcpy(out + used, addrs[k], (size_t)bytes);       /* and what it holds */
         used += bytes;
     }
     return used;

@@ -21,8 +21,9 @@ typedef void (*__offload_free_hook_fn)(void *base, long long size, int keeps_dat
 int __offload_dispatch(int region, void **addrs, const long long *sizes);
 double __offload_dispatch_seconds(int region);
 /* The bytes a region call's handling depends on, for the dispatcher's cache of prepared
- * calls: per slot, by kinds[k], nothing, the scalar's SIZES[k] bytes, the pointer variable's
- * value or the array's address. The key's length, or -1 (a kind unknown, or no room). */
+ * calls: per slot, by kinds[k], nothing, or where the variable lies and then the scalar's
+ * SIZES[k] bytes, the pointer variable's value, or nothing more (an array, a place: its
+ * address is all). The key's length, or -1 (a kind unknown, or no room). */
 #define OFFLOAD_KEY_SKIP 0
 #define OFFLOAD_KEY_SCALAR 1
 #define OFFLOAD_KEY_POINTER 2

@@ -38,7 +38,7 @@ from .residency import Allocation, Residency, ResidencyFull, Runs, Traffic
 PREPARED = 32              # prepared calls kept per region (time steps repeat a few)
 SHAPES = 16                # distinct call shapes recorded per region
 KEY_BYTES = 4096
-_KEY_KINDS = {"scalar": 1, "pointer": 2, "array": 3}      # runtime.h OFFLOAD_KEY_*; loop variables: 0
+_KEY_KINDS = {"scalar": 1, "pointer": 2, "array": 3, "place": 3}   # runtime.h OFFLOAD_KEY_*; loop variables: 0
 
 
 @dataclass
