@@ -7,12 +7,16 @@ Per program and size, from `offload run --json`:
   (less what the C runtime measured in the regions' loops in an all-CPU run of the
   instrumented build);
 - the offloaded run's host-side time by component (all measured on this CPU): the
-  dispatcher's own work, the fault handler's own work, copies to the device and back, and,
+  dispatcher's own work, page protection set in the calls (whole arrays at first; every
+  launch for an array copied back eagerly), the fault handler's own work, copies to the
+  device and back, and,
   apart, making device copies (`alloc`: the emulator fills fresh memory, labelled emulated
   like the kernels);
-- the steady-state cost of one call of the time-step region (its dispatcher work less the
-  preparation of calls unlike the ones before, per call, over CALLS steps) and the cost of
-  preparing one (`first_call`: footprints, extents, checks, arguments). Twice: after an emulated kernel, which streams the
+- the steady-state cost of one call of the time-step region (the dispatcher's own work in the
+  calls like an earlier one, per call: `repeated_seconds`, timed inside the dispatcher, so the
+  1-2 us of the call from C into it are left out) and a first call's (the calls that were
+  prepared: footprints, extents, checks, arguments, and page protection for the whole arrays,
+  whose cost follows the pages). Twice: after an emulated kernel, which streams the
   arrays through this CPU's caches so the host code after it runs cold (`cold`), and with
   the kernels not run (`warm`, benchmarks/null_kernel: what a GPU run, whose kernel leaves
   the host's caches alone, pays; such runs are not verified);
@@ -84,7 +88,8 @@ def components(report: dict) -> dict:
     total = lambda key: sum(r.get(key, 0) for r in regions)  # noqa: E731
     host = report["total_seconds"] - total("kernel_seconds") - total("alloc_seconds")
     return {"total_seconds": report["total_seconds"], "host_side_seconds": host,
-            "dispatch_seconds": total("dispatch_seconds"), "fault_seconds": total("fault_seconds"),
+            "dispatch_seconds": total("dispatch_seconds"), "protect_seconds": total("protect_seconds"),
+            "fault_seconds": total("fault_seconds"),
             "h2d_seconds": total("h2d_seconds"), "d2h_seconds": total("d2h_seconds"),
             "alloc_seconds_emulated": total("alloc_seconds"), "kernel_seconds_emulated": total("kernel_seconds"),
             "h2d_bytes": total("h2d_bytes"), "d2h_bytes": total("d2h_bytes"),
@@ -126,11 +131,11 @@ def case(name: str, size: int, work: str) -> dict:
     if stepping:
         for state, warm in (("cold", False), ("warm", True)):
             stepped = stepping_region(run(prepared, arguments(size, CALLS), verify="none", warm=warm))
-            row[f"dispatch_per_call_{state}_seconds"] = (
-                (stepped["dispatch_seconds"] - stepped["prepare_seconds"]) / stepped["device_runs"])
-            row[f"first_call_{state}_seconds"] = stepped["prepare_seconds"] / max(stepped["prepared_calls"], 1)
+            row[f"dispatch_per_call_{state}_seconds"] = stepped["repeated_seconds"] / max(stepped["repeated_calls"], 1)
+            row[f"first_call_{state}_seconds"] = (stepped["dispatch_seconds"] - stepped["repeated_seconds"]) / max(
+                stepped["calls"] - stepped["repeated_calls"], 1)
     else:
-        row["first_call_cold_seconds"] = region["prepare_seconds"] / max(region["prepared_calls"], 1)
+        row["first_call_cold_seconds"] = region["dispatch_seconds"]
     parts = row["offloaded"]
     rates = memcpy_rates(min(max(parts["h2d_bytes"], parts["d2h_bytes"], 1 << 20), 1 << 29))
     readback_state = "fresh" if name == "initread" else "warm"
@@ -188,7 +193,7 @@ def verdicts(rows: list[dict], issue: list[dict]) -> dict:
 
 
 def main() -> None:
-    started = time.perf_counter()
+    started, load = time.perf_counter(), os.getloadavg()[0]
     work = tempfile.mkdtemp(prefix="offload-bench-scaling-")
     rows = []
     for size in SIZES:
@@ -200,7 +205,8 @@ def main() -> None:
               "kernel_time": "the emulator's entry call alone; checks before it and everything after it "
                              "returns are host time",
               "steps": STEPS, "targets": TARGETS, "cases": rows, "issue_stencil": issue,
-              "verdicts": verdicts(rows, issue), "seconds": time.perf_counter() - started, **machine()}
+              "verdicts": verdicts(rows, issue), "seconds": time.perf_counter() - started,
+              "load_average": {"start": load, "end": os.getloadavg()[0]}, **machine()}
     out = os.path.join(ROOT, "results", "bench", "runtime_scaling.json")
     os.makedirs(os.path.dirname(out), exist_ok=True)
     with open(out, "w") as handle:

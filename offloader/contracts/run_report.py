@@ -121,7 +121,10 @@ class RegionReport:
     dispatch_seconds: float = 0.0          # the dispatcher's own work (host side, measured)
     prepare_seconds: float = 0.0           # of which preparing calls unlike the ones before
     prepared_calls: int = 0
+    repeated_seconds: float = 0.0          # the dispatcher's own work in calls like an earlier one: the steady
+    repeated_calls: int = 0                # state (timed in the dispatcher, without the call into it)
     fault_seconds: float = 0.0             # the fault handler's own work, without its copies (measured)
+    protect_seconds: float = 0.0           # setting page protection in the calls (measured)
     faults: int = 0
     alloc_seconds: float = 0.0             # making device copies (timed as `timing` says: the emulator fills them)
     verify_seconds: float = 0.0            # region verification's shadows, twin and comparison
@@ -145,9 +148,9 @@ class RegionReport:
 
     @property
     def host_seconds(self) -> float:
-        """The runtime's own host-side work for the region (dispatcher and fault handler),
-        measured: what a GPU run pays beside kernels and copies."""
-        return self.dispatch_seconds + self.fault_seconds
+        """The runtime's own host-side work for the region (dispatcher, page protection, fault
+        handler), measured: what a GPU run pays beside kernels and copies."""
+        return self.dispatch_seconds + self.protect_seconds + self.fault_seconds
 
     def to_json(self) -> dict:
         out = dict(self.extra)

@@ -58,6 +58,23 @@ class Capacity:
     blocks_per_multiprocessor: int
 
 
+class PreparedLaunch:
+    """A launch to make again and again: calling it makes it and returns its time, as
+    Device.launch would; a scalar argument may take another value between launches."""
+
+    def __init__(self, device: "Device", module: Module, kernel: str, grid: Sequence[int], block: Sequence[int],
+                 args: Sequence):
+        self.device, self.module, self.kernel, self.grid, self.block = device, module, kernel, grid, block
+        self.args = list(args)
+
+    def __call__(self) -> float:
+        return self.device.launch(self.module, self.kernel, self.grid, self.block, self.args)
+
+    def set_scalar(self, index: int, value) -> None:
+        """Argument `index`, a scalar parameter, takes `value` (a numpy scalar of its type)."""
+        self.args[index] = value
+
+
 class Device(abc.ABC):
     name: str           # e.g. "NVIDIA H200 (sm_90)"
     kind: str           # "cuda" | "emulated"
@@ -93,11 +110,10 @@ class Device(abc.ABC):
         """Run a kernel to completion; its time in seconds (see timing_label); LaunchError."""
 
     def prepare(self, module: Module, kernel: str, grid: Sequence[int], block: Sequence[int],
-                args: Sequence) -> "Callable[[], float]":
+                args: Sequence) -> "PreparedLaunch":
         """One launch, checked once, to be made again and again (the runtime repeats a call's
-        launch at every time step): a function that makes it and returns its time, as launch()
-        would. The arguments must stay alive and unchanged meanwhile."""
-        return lambda: self.launch(module, kernel, grid, block, args)
+        launch at every time step). Its buffers must stay alive meanwhile."""
+        return PreparedLaunch(self, module, kernel, grid, block, args)
 
     @abc.abstractmethod
     def synchronize(self) -> None: ...

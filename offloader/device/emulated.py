@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import emu_compiler
-from .base import GARBAGE_WORD, Capacity, Device, DeviceBuffer, Module
+from .base import GARBAGE_WORD, Capacity, Device, DeviceBuffer, Module, PreparedLaunch
 from .checks import check_args, check_copy, check_geometry, host_bytes, kernel_signature
 from .errors import LaunchError, LaunchFailure
 
@@ -130,41 +130,53 @@ class EmulatedDevice(Device):
                               f"{kernel}: the emulated device has no dynamic shared memory")
         return self.prepare(module, kernel, grid, block, args)()
 
-    def prepare(self, module: Module, kernel: str, grid: Sequence[int], block: Sequence[int], args: Sequence):
-        sig = kernel_signature(module, self, kernel)
-        g, b = check_geometry(kernel, grid, block)
-        check_args(sig, args, self)
-        library, barrier_kernels = module.handle
-        cells = [_arg_cell(a) for a in args]
-        argv = (ctypes.c_void_p * max(1, len(cells)))(*(c.ctypes.data for c in cells))
-        config = _LaunchConfig((ctypes.c_uint * 3)(*g), (ctypes.c_uint * 3)(*b), 0, self.workers,
-                               int(kernel in barrier_kernels), 0)
-        entry = getattr(library, f"__emu_launch_{kernel}")
-        pointer = ctypes.byref(config)
-        buffers = [a for a in args if isinstance(a, DeviceBuffer)]
-
-        def run() -> float:
-            """The kernel's time is the emulator's entry call alone, from the moment it is
-            called to its return: the blocks' threads start and join inside it."""
-            if self.skip_kernels:
-                return 0.0
-            config.order, config.seed, config.error = ORDERS.index(self.order.kind), self.order.seed & (2**64 - 1), 0
-            with _launch_lock:
-                start = time.perf_counter()
-                error = entry(pointer, argv)
-                seconds = time.perf_counter() - start
-            if error:
-                raise LaunchError(_RUNTIME_ERRORS.get(error, LaunchFailure.LAUNCH_FAILED),
-                                  _describe(kernel, error, config), device_code=error)
-            for buf in buffers:
-                _check_guards(kernel, buf)
-            return seconds
-
-        run.cells = cells                     # the arguments' memory lives as long as the launch
-        return run
+    def prepare(self, module: Module, kernel: str, grid: Sequence[int], block: Sequence[int],
+                args: Sequence) -> "_EmulatedLaunch":
+        return _EmulatedLaunch(self, module, kernel, grid, block, args)
 
     def synchronize(self) -> None:
         """Nothing to wait for: launch() returns when the kernel has finished."""
+
+
+class _EmulatedLaunch(PreparedLaunch):
+    """Checked once: its argument cells, argument vector and configuration are made here and
+    reused, so a repeated launch is the emulator's entry call and the guard checks."""
+
+    def __init__(self, device: EmulatedDevice, module: Module, kernel: str, grid, block, args):
+        super().__init__(device, module, kernel, grid, block, args)
+        sig = kernel_signature(module, device, kernel)
+        g, b = check_geometry(kernel, grid, block)
+        check_args(sig, self.args, device)
+        library, barrier_kernels = module.handle
+        self.cells = [_arg_cell(a) for a in self.args]            # alive as long as the launch
+        self.argv = (ctypes.c_void_p * max(1, len(self.cells)))(*(c.ctypes.data for c in self.cells))
+        self.config = _LaunchConfig((ctypes.c_uint * 3)(*g), (ctypes.c_uint * 3)(*b), 0, device.workers,
+                                    int(kernel in barrier_kernels), 0)
+        self.entry = getattr(library, f"__emu_launch_{kernel}")
+        self.pointer = ctypes.byref(self.config)
+        self.buffers = [a for a in self.args if isinstance(a, DeviceBuffer)]
+
+    def __call__(self) -> float:
+        """The kernel's time is the emulator's entry call alone, from the moment it is called
+        to its return: the blocks' threads start and join inside it."""
+        device, config = self.device, self.config
+        if device.skip_kernels:
+            return 0.0
+        config.order, config.seed, config.error = ORDERS.index(device.order.kind), device.order.seed & (2**64 - 1), 0
+        with _launch_lock:
+            start = time.perf_counter()
+            error = self.entry(self.pointer, self.argv)
+            seconds = time.perf_counter() - start
+        if error:
+            raise LaunchError(_RUNTIME_ERRORS.get(error, LaunchFailure.LAUNCH_FAILED),
+                              _describe(self.kernel, error, config), device_code=error)
+        for buf in self.buffers:
+            _check_guards(self.kernel, buf)
+        return seconds
+
+    def set_scalar(self, index: int, value) -> None:
+        super().set_scalar(index, value)
+        self.cells[index][0] = value
 
 
 def _arg_cell(arg) -> np.ndarray:

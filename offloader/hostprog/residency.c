@@ -719,8 +719,10 @@ int __offload_residency_need(int index, const long long *pairs, long long count,
                  page_up(e->base + (uintptr_t)hi) - page_down(e->base + (uintptr_t)lo), PROT_READ);
     int ok = n >= 0 && copy_runs(e, 1, gaps, merged, t) && add_all(&e->valid, gaps, merged);
     if (ok) {
+        double started = now();
         coalesce_stale(e, lo, hi);
         reprotect(e, lo, hi);
+        t->protect_seconds += now() - started;
     }
     free(gaps);
     unlock();
@@ -730,6 +732,7 @@ int __offload_residency_need(int index, const long long *pairs, long long count,
 /* Copy every stale byte back now, then keep the device copy (EAGER_COPY) or forget it. */
 static int copy_back_all(managed *e, int forget, struct __offload_traffic *t)
 {
+    double started = now(), copies = t->d2h_seconds;
     int ok = 1;
     if (e->stale.n) {
         if (e->watched == WATCH_PAGES)
@@ -742,6 +745,7 @@ static int copy_back_all(managed *e, int forget, struct __offload_traffic *t)
     if (forget)
         e->valid.n = 0;
     reprotect(e, 0, e->size);
+    t->protect_seconds += now() - started - (t->d2h_seconds - copies);
     return ok;
 }
 
@@ -808,8 +812,10 @@ int __offload_residency_wrote(int index, const long long *pairs, long long count
     if (ok && e->eager != EAGER_NO)
         ok = copy_back_all(e, e->eager == EAGER_FORGET, t);
     else if (ok) {
+        double started = now();
         qsort(fresh, (size_t)n, sizeof(span), by_start);      /* closed gaps came last */
         protect_stale(e, fresh, n);
+        t->protect_seconds += now() - started;
     }
     free(fresh);
     unlock();

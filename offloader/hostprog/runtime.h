@@ -71,6 +71,7 @@ int __offload_posix_memalign(void **p, __SIZE_TYPE__ alignment, __SIZE_TYPE__ si
 struct __offload_traffic {
     unsigned long long h2d_bytes, d2h_bytes, h2d_copies, d2h_copies;
     double h2d_seconds, d2h_seconds;
+    double protect_seconds;                /* setting page protection (whole arrays at first) */
 };
 struct __offload_fault_stats {             /* host access to device data, since manage */
     unsigned long long faults, copies, copied_back;

@@ -54,7 +54,10 @@ class RegionStats:
     dispatch_seconds: float = 0.0         # the dispatcher's own work (host side, measured)
     prepare_seconds: float = 0.0          # of which preparing calls unlike the ones before
     prepared_calls: int = 0
+    repeated_seconds: float = 0.0         # the dispatcher's own work in calls like an earlier one
+    repeated_calls: int = 0
     fault_seconds: float = 0.0            # the fault handler's own work, without its copies
+    protect_seconds: float = 0.0          # setting page protection in the calls (the runtime's own work)
     alloc_seconds: float = 0.0            # making device copies (the emulator fills fresh memory)
     verify_seconds: float = 0.0           # region verification: shadows, the twin, comparing
     cpu_seconds: float = 0.0              # measured time in the region's CPU loop, all its calls
@@ -105,7 +108,8 @@ class PreparedCall:
     transfers: list[Transfer]
     grid: tuple[int, int, int]
     launches: list                  # the kernel, then the block-combining kernel: Device.prepare()d
-    initial: list                   # (buffer, value): atomic reductions start from the value
+    initial: list                   # (buffer, reduction): atomic reductions start from its value
+    scalar_args: list               # (launch, argument index, slot): values the key leaves out
     outs: dict[str, DeviceBuffer]   # reduction results
     shape: dict
 
@@ -123,8 +127,9 @@ class DeviceDispatcher:
         self.residency = Residency(device, library)
         self.stats = {rid: RegionStats() for rid in regions}
         self._prepared: dict[int, dict[bytes, PreparedCall]] = {rid: {} for rid in regions}
-        self._key_kinds = {rid: bytes(_KEY_KINDS.get(s.kind, 255) if s.role != "loopvar" else 0 for s in r.slots)
-                           for rid, r in regions.items()}
+        self._key_kinds = {rid: _key_kinds(r, plans.get(rid)) for rid, r in regions.items()}
+        self._free_scalars = {rid: [s for s, k in zip(r.slots, self._key_kinds[rid])
+                                    if s.kind == "scalar" and k == _KEY_KINDS["array"]] for rid, r in regions.items()}
         self._key = ctypes.create_string_buffer(KEY_BYTES)
         self._reduction_buffers: dict[tuple[int, str, str], DeviceBuffer] = {}
         self._call_copies = {rid: 0.0 for rid in regions}     # copy seconds inside dispatcher calls
@@ -163,10 +168,14 @@ class DeviceDispatcher:
         stats.calls += 1
         if region_id not in self.enabled or region_id not in self.plans:
             return 0
+        entered, before = time.perf_counter(), self._inside(stats)
+        prepared = stats.prepared_calls
         region = self.regions[region_id]
         call = self._call(region, addrs, sizes, stats)
         if call is None:
             return 0
+        if self._free_scalars[region_id]:
+            self._refresh(call, self._free_scalars[region_id], addrs, sizes)
         shadows = None
         if self.verify:
             started = time.perf_counter()
@@ -189,7 +198,15 @@ class DeviceDispatcher:
             stats.verify_d2h_bytes += self._verify_copies()
             stats.verify_seconds += time.perf_counter() - started
         stats.device_runs += 1
+        if stats.prepared_calls == prepared:        # a repeated call: the steady state
+            stats.repeated_calls += 1
+            stats.repeated_seconds += time.perf_counter() - entered - (self._inside(stats) - before)
         return 1
+
+    def _inside(self, stats: RegionStats) -> float:
+        """The time so far in a region's calls that is not the dispatcher's own work."""
+        return (stats.kernel_seconds + stats.h2d_seconds + stats.d2h_seconds + stats.alloc_seconds + stats.verify_seconds
+                + stats.protect_seconds)
 
     def _call(self, region: HostRegion, addrs, sizes, stats: RegionStats):
         """The prepared call for these slot values (a repeated call's is reused), or None when
@@ -236,7 +253,8 @@ class DeviceDispatcher:
             calls = ctypes.c_longlong()
             stats.cpu_seconds = cpu(region_id, ctypes.byref(calls))
             stats.cpu_calls = calls.value
-            inside = stats.kernel_seconds + stats.alloc_seconds + stats.verify_seconds + self._call_copies[region_id]
+            inside = (stats.kernel_seconds + stats.alloc_seconds + stats.verify_seconds + stats.protect_seconds
+                      + self._call_copies[region_id])
             stats.dispatch_seconds = max(0.0, dispatch(region_id) - inside)
 
     def account_host_access(self) -> None:
@@ -279,29 +297,44 @@ class DeviceDispatcher:
         nblocks = grid[0] * grid[1] * grid[2]
         parts, outs, args, initial = {}, {}, [], []
         signature = self.module.kernels[plan.kernel]
+        scalar_at = []                                     # (kernel 0 or 1, argument index, name, type)
         for role, param in zip(plan.arguments, signature.params):
             kind, name = role.split(":", 1)
             if kind == "param" and name in buffers:
                 args.append(buffers[name])
             elif kind in ("param", "init"):
+                scalar_at.append((0, len(args), name, param.dtype))
                 args.append(param.dtype(scalars[name]))
             elif kind == "part":
                 parts[name] = self._reduction_buffer(plan.region, "part", name, nblocks)
                 args.append(parts[name])
             else:                                          # out: the atomic variant adds into it
                 outs[name] = self._reduction_buffer(plan.region, "out", name, 1)
-                initial.append((outs[name], np.array([scalars[name]], dtype=self.scalar_types[name])))
+                initial.append((outs[name], name))
                 args.append(outs[name])
         launches = [self.device.prepare(self.module, plan.kernel, grid, plan.block, args)]
         if plan.final:
             final_args, final_sig = [np.int64(nblocks)], self.module.kernels[plan.final]
             for name in parts:
                 outs[name] = self._reduction_buffer(plan.region, "out", name, 1)
-                final_args += [final_sig.params[len(final_args)].dtype(scalars[name]), parts[name], outs[name]]
+                dtype = final_sig.params[len(final_args)].dtype
+                scalar_at.append((1, len(final_args), name, dtype))
+                final_args += [dtype(scalars[name]), parts[name], outs[name]]
             launches.append(self.device.prepare(self.module, plan.final, (1, 1, 1), (1, 1, 1), final_args))
+        free = {slot.name for slot in self._free_scalars[region.id]}
+        scalar_args = [(launches[k], index, name, dtype) for k, index, name, dtype in scalar_at if name in free]
         shape = self._shape(stats, scalars, counts, extents, grid)
         return PreparedCall(self.residency.generation, extents, scalars, finals, transfers, grid, launches,
-                            initial, outs, shape)
+                            initial, scalar_args, outs, shape)
+
+    def _refresh(self, call: PreparedCall, slots, addrs, sizes) -> None:
+        """This call's values of the scalars its key leaves out (they decide nothing but what
+        the kernels and the twin compute), into the prepared launches."""
+        call.scalars = dict(call.scalars)
+        for slot in slots:
+            call.scalars[slot.name] = _read_scalar(addrs[slot.index], slot, sizes[slot.index])
+        for launch, index, name, dtype in call.scalar_args:
+            launch.set_scalar(index, dtype(call.scalars[name]))
 
     def _read(self, region: HostRegion, addrs, sizes):
         extents, scalars = {}, {}
@@ -386,8 +419,8 @@ class DeviceDispatcher:
         counted = ctypes.byref(traffic)
         for transfer in call.transfers:
             self.residency.bring_in(transfer.allocation, transfer.need, counted)
-        for buffer, value in call.initial:
-            self.device.copy_to_device(buffer, value)
+        for buffer, name in call.initial:
+            self.device.copy_to_device(buffer, np.array([call.scalars[name]], dtype=self.scalar_types[name]))
         for launch in call.launches:
             stats.kernel_seconds += launch()
         for transfer in call.transfers:
@@ -406,6 +439,7 @@ class DeviceDispatcher:
         traffic.d2h_seconds += time.perf_counter() - started
         stats.h2d_seconds += traffic.h2d_seconds
         stats.d2h_seconds += traffic.d2h_seconds
+        stats.protect_seconds += traffic.protect_seconds
         stats.transfer_seconds += traffic.h2d_seconds + traffic.d2h_seconds
         self._call_copies[region.id] += traffic.h2d_seconds + traffic.d2h_seconds
         stats.h2d_bytes += traffic.h2d_bytes
@@ -425,6 +459,30 @@ class DeviceDispatcher:
         writer, copied = self.residency.drop(base, bool(keeps_data))
         if writer in self.stats:
             self.stats[writer].d2h_bytes += copied
+
+
+def _key_kinds(region: HostRegion, plan: KernelPlan | None) -> bytes:
+    """How the C runtime reads each slot into a call's key (runtime.h OFFLOAD_KEY_*): a scalar
+    that no footprint, loop range or loop bound uses decides nothing a prepared call holds
+    but a kernel argument, so only where it lies goes in the key and its value is read at
+    every call; loop variables are written, not read."""
+    structural = set() if plan is None else _symbols(plan)
+    kinds = []
+    for slot in region.slots:
+        if slot.role == "loopvar":
+            kinds.append(0)
+        elif slot.kind == "scalar" and slot.name not in structural:
+            kinds.append(_KEY_KINDS["array"])
+        else:
+            kinds.append(_KEY_KINDS.get(slot.kind, 255))
+    return bytes(kinds)
+
+
+def _symbols(plan: KernelPlan) -> set[str]:
+    """Every name the plan's footprints, loop ranges and mapped loops' bounds use."""
+    polys = [f.offset for f in plan.footprints] + [p for r in plan.ranges for p in (*r.lowers, *r.uppers)]
+    polys += [p for loop in plan.loops for p in (loop.start, loop.end)]
+    return {name for terms in polys if terms for monomial, _ in terms for name in monomial}
 
 
 def _byte_runs(runs, offset: int, element_size: int):

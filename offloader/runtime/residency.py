@@ -31,7 +31,8 @@ class Traffic(ctypes.Structure):
 
     _fields_ = [("h2d_bytes", ctypes.c_ulonglong), ("d2h_bytes", ctypes.c_ulonglong),
                 ("h2d_copies", ctypes.c_ulonglong), ("d2h_copies", ctypes.c_ulonglong),
-                ("h2d_seconds", ctypes.c_double), ("d2h_seconds", ctypes.c_double)]
+                ("h2d_seconds", ctypes.c_double), ("d2h_seconds", ctypes.c_double),
+                ("protect_seconds", ctypes.c_double)]
 
 
 class FaultStats(ctypes.Structure):

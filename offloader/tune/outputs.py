@@ -17,7 +17,8 @@ from ..contracts.plan import SCHEMA as PLAN_SCHEMA
 from ..contracts.run_report import RunReport
 from ..hostprog.baseline import CpuBaseline
 # The runtime's host-side work for a region, as the run report has it (measured on this host).
-HOST_FIELDS = ("host_seconds", "dispatch_seconds", "fault_seconds", "faults", "h2d_copies", "d2h_copies")
+HOST_FIELDS = ("host_seconds", "dispatch_seconds", "protect_seconds", "fault_seconds", "faults", "h2d_copies",
+               "d2h_copies")
 
 
 def write_json(path: Path, data: dict) -> None:
