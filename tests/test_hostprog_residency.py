@@ -51,20 +51,21 @@ class Copy:
         self.entry = c.manage(self.base, self.size, self.device.ctypes.data, int(watch), 1)
         assert self.entry >= 0
 
-    def need(self, *runs):
-        return self._call(self.c.need, runs)
+    def need(self, *runs, id=0):
+        return self._call(self.c.need, runs, id)
 
-    def wrote(self, *runs, value=None):
+    def wrote(self, *runs, value=None, id=0):
         """The 'kernel' writes `value` into the device's bytes of `runs` (if given)."""
         for lo, hi in runs:
             if value is not None:
                 self.device[lo:hi] = value
-        return self._call(self.c.wrote, runs)
+        return self._call(self.c.wrote, runs, id)
 
-    def _call(self, function, runs):
+    def _call(self, function, runs, id):
+        """`id` 0: residency.c works each call out from the sets."""
         traffic = Traffic()
         pairs = np.array(runs, dtype=np.int64).reshape(-1, 2)
-        assert function(self.entry, pairs.ctypes.data, len(pairs), ctypes.byref(traffic))
+        assert function(self.entry, pairs.ctypes.data, len(pairs), id, ctypes.byref(traffic))
         return traffic
 
     def stats(self) -> FaultStats:
@@ -184,6 +185,19 @@ def test_a_host_write_drops_the_device_copy_of_that_page_only(copy):
     assert a.stats().faults == 1
     again = a.need((0, a.size))
     assert again.h2d_bytes == PAGE and a.device[3 * PAGE + 5] == 99
+
+
+def test_runs_named_by_an_id_are_trusted_only_while_nothing_changed(copy):
+    a = copy(8)
+    assert a.need((0, a.size), id=7).h2d_bytes == a.size
+    assert a.need((0, a.size), id=7).h2d_bytes == 0                    # repeated, nothing changed
+    a.host[2 * PAGE] = 42                                                # the host writes: a fault
+    again = a.need((0, a.size), id=7)
+    assert again.h2d_bytes == PAGE and a.device[2 * PAGE] == 42        # the same id is checked again
+    a.wrote((0, a.size), value=3, id=8)
+    assert a.host[0] == 3 and a.host[2 * PAGE] == 3                    # faults bring the writes back
+    a.wrote((0, a.size), value=4, id=8)                                 # written again: stale again
+    assert a.host[PAGE] == 4
 
 
 def test_io_settles_its_buffer_without_faults(copy, c):

@@ -2,7 +2,8 @@
 
 The text is checked for CUDA features the emulator does not implement (warp-level
 intrinsics, dynamic shared memory, cooperative groups), then compiled by g++ together with
-one `__emu_launch_K(Config *, void **args)` wrapper per kernel K.  Each wrapper has the
+one `__emu_launch_K(Config *, void **args)` wrapper per kernel K (and `__emu_barrier_K`, whether
+its blocks need fibers).  Each wrapper has the
 compiler assert that K's parameter types are the ones Python parsed, so a launch can never
 unpack arguments with the wrong types.  Libraries are cached by content hash, so the same
 text is compiled once per machine (tuning compiles the same variants again and again).
@@ -88,7 +89,8 @@ def build(source: str, options: tuple[str, ...] = ()) -> Library:
             raise CompileError(CompileFailure.UNSUPPORTED,
                                f"line {line}: the emulated device does not support {feature}")
     kernels = parse_kernels(source)
-    full = source + "\n" + "".join(_wrapper(sig) for sig in kernels.values())
+    barriers = barrier_kernels(text, kernels)
+    full = source + "\n" + "".join(_wrapper(sig, sig.name in barriers) for sig in kernels.values())
     gxx, version = compiler()
     header = HEADER.read_bytes()
     key = hashlib.sha256("\0".join((version, *FLAGS, *LINK_FLAGS, *options, full)).encode()
@@ -98,7 +100,7 @@ def build(source: str, options: tuple[str, ...] = ()) -> Library:
         _compile(gxx, full, options, path)
     log_path = path.with_suffix(".log")
     log = log_path.read_text() if log_path.exists() else ""
-    return Library(path, kernels, barrier_kernels(text, kernels), log)
+    return Library(path, kernels, barriers, log)
 
 
 _BARRIER = re.compile(r"\b__syncthreads\b")
@@ -135,8 +137,11 @@ def barrier_kernels(text: str, kernels) -> frozenset[str]:
     return frozenset(name for name in kernels if name in reach or name not in bodies)
 
 
-def _wrapper(sig: KernelSignature) -> str:
-    return (f'extern "C" __attribute__((visibility("default"))) int __emu_launch_{sig.name}'
+def _wrapper(sig: KernelSignature, barrier: bool) -> str:
+    """The launch entry of kernel K, and `__emu_barrier_K`: whether its blocks run as fibers
+    (the native runtime reads it; Python has barrier_kernels)."""
+    return (f'extern "C" __attribute__((visibility("default"))) const int __emu_barrier_{sig.name} = {int(barrier)};\n'
+            f'extern "C" __attribute__((visibility("default"))) int __emu_launch_{sig.name}'
             f"(__emu::Config *c, void **a) {{\n"
             f'  static_assert(__emu::signature_is({sig.name}, "{sig.letters}"), '
             f'"kernel {sig.name}: parameter types differ from its parsed signature");\n'

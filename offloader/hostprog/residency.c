@@ -83,6 +83,11 @@ typedef struct {
     int sweep_writes;
     unsigned long long jumps;
     struct __offload_fault_stats stats;
+    /* A call repeated with the same runs (a prepared call's, named by an id never reused) while
+     * the sets are as it left them needs nothing: `version` counts changes to the sets. */
+    unsigned long long version;
+    unsigned long long needed, written;             /* the runs' ids */
+    unsigned long long needed_version, written_version;
 } managed;
 
 typedef int (*cu_htod_fn)(unsigned long long dst, const void *src, size_t bytes);
@@ -543,6 +548,7 @@ static void settle(uintptr_t lo, uintptr_t hi, int writing)
         sub(&e->stale, a, b);
         if (writing)
             sub(&e->valid, a, b);
+        e->version++;
     }
     for (int k = first_entry_after(lo); k < S.used; k++) {    /* no stale byte is left in [lo, hi) */
         const managed *e = &S.entries[S.order[k]];
@@ -689,7 +695,8 @@ int __offload_residency_manage(void *base, long long size, unsigned long long de
 
 /* Before a launch: make the device hold every byte of `runs` ([lo, hi) pairs from the
  * allocation's base, sorted and disjoint; count < 0: all of it). 0 if a copy failed. */
-int __offload_residency_need(int index, const long long *pairs, long long count, struct __offload_traffic *t)
+int __offload_residency_need(int index, const long long *pairs, long long count, unsigned long long id,
+                             struct __offload_traffic *t)
 {
     managed *e = entry(index);
     if (!e)
@@ -697,7 +704,8 @@ int __offload_residency_need(int index, const long long *pairs, long long count,
     span whole = {0, e->size};
     const span *runs = count < 0 ? &whole : (const span *)pairs;
     count = count < 0 ? 1 : count;
-    if (!count || covers(&e->valid, runs[0].lo, runs[count - 1].hi))
+    if (!count || (id && id == e->needed && e->version == e->needed_version) ||
+        covers(&e->valid, runs[0].lo, runs[count - 1].hi))
         return 1;                                   /* the steady state: nothing is missing */
     lock();
     span *gaps = NULL;
@@ -723,6 +731,8 @@ int __offload_residency_need(int index, const long long *pairs, long long count,
         coalesce_stale(e, lo, hi);
         reprotect(e, lo, hi);
         t->protect_seconds += now() - started;
+        e->version += merged > 0;
+        e->needed = id, e->needed_version = e->version;
     }
     free(gaps);
     unlock();
@@ -744,6 +754,7 @@ static int copy_back_all(managed *e, int forget, struct __offload_traffic *t)
     }
     if (forget)
         e->valid.n = 0;
+    e->version++;
     reprotect(e, 0, e->size);
     t->protect_seconds += now() - started - (t->d2h_seconds - copies);
     return ok;
@@ -770,7 +781,8 @@ static int append(span **list, long long *n, long long lo, long long hi)
 
 /* After a launch: the device may have changed every byte of `runs` (as for need). 0 if a
  * copy failed. */
-int __offload_residency_wrote(int index, const long long *pairs, long long count, struct __offload_traffic *t)
+int __offload_residency_wrote(int index, const long long *pairs, long long count, unsigned long long id,
+                              struct __offload_traffic *t)
 {
     managed *e = entry(index);
     if (!e)
@@ -778,8 +790,8 @@ int __offload_residency_wrote(int index, const long long *pairs, long long count
     span whole = {0, e->size};
     const span *runs = count < 0 ? &whole : (const span *)pairs;
     count = count < 0 ? 1 : count;
-    if (!count)
-        return 1;
+    if (!count || (id && id == e->written && e->version == e->written_version && e->eager == EAGER_NO && !e->jumps))
+        return 1;                                   /* written again as before: all stale already */
     lock();
     long long lo = runs[0].lo, hi = runs[count - 1].hi;
     span hull = {lo, hi}, *fresh = NULL;              /* fresh: what was not stale before */
@@ -809,6 +821,7 @@ int __offload_residency_wrote(int index, const long long *pairs, long long count
         e->eager = e->eager == EAGER_NO ? EAGER_COPY : EAGER_FORGET;
     e->jumps = 0;
     e->next_fault = 0;
+    e->version += n > 0;
     if (ok && e->eager != EAGER_NO)
         ok = copy_back_all(e, e->eager == EAGER_FORGET, t);
     else if (ok) {
@@ -817,6 +830,7 @@ int __offload_residency_wrote(int index, const long long *pairs, long long count
         protect_stale(e, fresh, n);
         t->protect_seconds += now() - started;
     }
+    e->written = id, e->written_version = e->version;
     free(fresh);
     unlock();
     return ok;
@@ -830,6 +844,7 @@ void __offload_residency_read_done(int index)
     if (e && e->eager == EAGER_FORGET && e->valid.n) {
         lock();
         e->valid.n = 0;
+        e->version++;
         reprotect(e, 0, e->size);
         unlock();
     }

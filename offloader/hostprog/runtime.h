@@ -82,8 +82,12 @@ struct __offload_fault_stats {             /* host access to device data, since 
 #define OFFLOAD_EXIT_RUNTIME 70
 int __offload_residency_copy_kind(int kind);          /* 0: device memory is host memory; 1: CUDA */
 int __offload_residency_manage(void *base, long long size, unsigned long long device, int watch, int mapped);
-int __offload_residency_need(int index, const long long *runs, long long count, struct __offload_traffic *t);
-int __offload_residency_wrote(int index, const long long *runs, long long count, struct __offload_traffic *t);
+/* `id`: names `runs` (never reused for other runs; 0: none) so that a call repeating them cheaply
+ * finds nothing changed. */
+int __offload_residency_need(int index, const long long *runs, long long count, unsigned long long id,
+                             struct __offload_traffic *t);
+int __offload_residency_wrote(int index, const long long *runs, long long count, unsigned long long id,
+                              struct __offload_traffic *t);
 void __offload_residency_read_done(int index);
 int __offload_residency_release(int index, int keeps_data, struct __offload_traffic *t);
 void __offload_residency_stats(int index, struct __offload_fault_stats *out);

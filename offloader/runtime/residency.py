@@ -15,6 +15,7 @@ counters; it does no per-byte work.
 from __future__ import annotations
 
 import ctypes
+import itertools
 import time
 from dataclasses import dataclass
 from typing import Optional
@@ -115,7 +116,7 @@ class Residency:
     def bring_in(self, alloc: Allocation, runs: "Runs", traffic) -> None:
         """Copy to the device the bytes of `runs` that it does not hold (`traffic`: a
         ctypes.byref of a Traffic, which the copies are added to)."""
-        if not self._c.need(alloc.entry, runs.address, runs.count, traffic):
+        if not self._c.need(alloc.entry, runs.address, runs.count, runs.id, traffic):
             raise RuntimeError("a copy to the device failed")
 
     def written(self, alloc: Allocation, runs: "Runs", region: int, traffic) -> None:
@@ -123,7 +124,7 @@ class Residency:
         if alloc.last_writer != region:
             self._collect(alloc)                  # what came back so far was the last writer's
             alloc.last_writer = region
-        if not self._c.wrote(alloc.entry, runs.address, runs.count, traffic):
+        if not self._c.wrote(alloc.entry, runs.address, runs.count, runs.id, traffic):
             raise RuntimeError("a copy from the device failed")
 
     def release_read(self, alloc: Allocation) -> None:
@@ -166,13 +167,16 @@ class Residency:
 
 class Runs:
     """Byte runs from an allocation's base, as C takes them: [lo, hi) pairs, sorted and
-    disjoint, in an int64 array of shape (k, 2) this object keeps alive; None: all of it."""
+    disjoint, in an int64 array of shape (k, 2) this object keeps alive; None: all of it. `id`
+    names them for residency.c, which then answers a call repeating them cheaply."""
 
-    __slots__ = ("pairs", "address", "count")
+    __slots__ = ("pairs", "address", "count", "id")
+    _ids = itertools.count(1)
 
     def __init__(self, pairs: Optional[np.ndarray]):
         self.pairs = None if pairs is None else np.ascontiguousarray(pairs, dtype=np.int64)
         self.address, self.count = (0, -1) if self.pairs is None else (self.pairs.ctypes.data, len(self.pairs))
+        self.id = next(Runs._ids)
 
 
 class _Bound:
@@ -188,7 +192,7 @@ class _Bound:
         self.manage.restype = ctypes.c_int
         for name in ("need", "wrote"):
             function = f(name)
-            function.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_longlong, traffic]
+            function.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_longlong, ctypes.c_ulonglong, traffic]
             function.restype = ctypes.c_int
             setattr(self, name, function)
         self.read_done = f("read_done")
