@@ -1,0 +1,345 @@
+"""Struct fields a loop reads but does not change, loaded once at the loop's entry.
+
+Scientific code keeps its arrays in structs: `p->x[i]`, `A->val[k]`, `s.v[i]` with `s` passed
+by value, bounds such as `i < p->n`. Read in every iteration, such a field is a pointer (or a
+scalar) loaded from memory, which a store of the loop could change. When no store of the
+loop can reach the field's bytes, its value is the same in every iteration: the loop is
+analysed as if the field were a pointer parameter (or a scalar one) named by its expression,
+`p->x`, and the region loads it once at entry and passes it to the kernel.
+
+"Can reach" is decided statically where it can be: stores to the same object through the
+same path reach it unless they name another member; nothing reaches a local struct whose
+address is never taken. Otherwise the value is `checked`: the run-time check (the
+`not-written` condition) must find its bytes outside every range the loop writes.
+
+Only fields are loaded this way (the path to the value ends in a member), and only through
+one level of memory: `m->grid->u[i]` still goes through a pointer the loop reads from memory.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from dataclasses import dataclass, field, replace
+from typing import Optional
+
+from pycparser import c_ast, c_generator
+
+from ..frontend.walk import walk
+from .ctypes_model import CType, Variable
+from .model import Component, FunctionModel, Loop, MemoryAccess
+
+_GEN = c_generator.CGenerator()
+LOADED = "loaded"                  # Variable.storage of a loaded field
+
+
+@dataclass(frozen=True)
+class LoadedValue:
+    name: str            # the C expression (`p->x`): names the value in verdicts, plans and slots
+    ident: str           # a C identifier for it in kernels and twins
+    kind: str            # "pointer" or "scalar"
+    checked: bool        # the run-time check must find its bytes outside what the loop writes
+    base: str            # the variable it is loaded from
+
+
+@dataclass(frozen=True)
+class Unloadable:
+    """A field the loop reads through that cannot be loaded once, with the accesses it blocks."""
+
+    name: str
+    why: str                                   # what changes it, for the reason
+    accesses: tuple[MemoryAccess, ...]
+    writer: Optional[MemoryAccess] = None      # the store that may change it, when one is known
+
+
+@dataclass
+class Hoisting:
+    values: dict[str, LoadedValue] = field(default_factory=dict)
+    accesses: list[MemoryAccess] = field(default_factory=list)
+    unloadable: list[Unloadable] = field(default_factory=list)
+
+    @property
+    def names(self) -> dict[str, str]:
+        """Expression text -> the name it is analysed under (the same text)."""
+        return {name: name for name in self.values}
+
+
+def expression_text(node: c_ast.Node) -> str:
+    return _GEN.visit(node)
+
+
+def substitute(node: Optional[c_ast.Node], names: dict[str, str]) -> Optional[c_ast.Node]:
+    """`node` with every loaded expression (by its text) replaced by an identifier; the
+    original is left alone (a copy is made where something is replaced)."""
+    if node is None or not names:
+        return node
+    if isinstance(node, (c_ast.StructRef, c_ast.ArrayRef, c_ast.UnaryOp)):
+        replacement = names.get(expression_text(node))
+        if replacement is not None:
+            return c_ast.ID(replacement, coord=node.coord)
+    changed = {}
+    for child_name, child in node.children():
+        new = substitute(child, names)
+        if new is not child:
+            changed[child_name] = new
+    if not changed:
+        return node
+    out = copy.copy(node)
+    for child_name, new in changed.items():
+        match = re.fullmatch(r"(\w+)\[(\d+)\]", child_name)
+        if match:
+            items = list(getattr(out, match.group(1)))
+            items[int(match.group(2))] = new
+            setattr(out, match.group(1), items)
+        else:
+            setattr(out, child_name, new)
+    return out
+
+
+class Loads:
+    """The loaded fields of one function's loops."""
+
+    def __init__(self, model: FunctionModel, points, address_taken: set[str]):
+        self.model = model
+        self.types = model.types
+        self.points = points
+        self.address_taken = address_taken
+        self._idents: dict[str, str] = {}
+
+    # ---- one loop ----------------------------------------------------------------------
+    def hoist(self, loop: Loop, accesses: list[MemoryAccess], written: set[str], inner_vars: set[str]) -> Hoisting:
+        """Rewrite `accesses` (raw, of `loop`) through the fields that can be loaded once."""
+        candidates: dict[str, tuple[str, tuple[Component, ...], CType, c_ast.Node]] = {}
+        uses: dict[str, list[MemoryAccess]] = {}
+        for access in accesses:
+            found = self._candidate(access)
+            if found is not None:
+                text, path, ctype, node = found
+                candidates.setdefault(text, (access.base, path, ctype, node))
+                uses.setdefault(text, []).append(access)
+        out = Hoisting()
+        blocked: dict[str, tuple[str, Optional[MemoryAccess]]] = {}
+        for text, (base, path, ctype, node) in candidates.items():
+            why = self._varies(loop, base, path, written, inner_vars)
+            writer = None if why else self._store_reaching(accesses, base, path)
+            if why or writer is not None:
+                blocked[text] = (why or f"`{text}` is stored to at {writer.location}", writer)
+                continue
+            out.values[text] = LoadedValue(text, self._ident(text), "pointer" if ctype.kind == "pointer" else "scalar",
+                                           False, base)
+            self._declare(text, ctype, node)
+        names = out.names
+        rewritten, rewritten_of = [], {}
+        for access in accesses:
+            text = self._candidate_text(access)
+            if text in out.values and access.load is None:
+                continue                      # reads the field itself: now a value the region passes
+            rewritten_of[id(access)] = self._rebase(access, out.values.get(text), names)
+            rewritten.append(rewritten_of[id(access)])
+        for text, (why, writer) in blocked.items():
+            through = tuple(rewritten_of[id(a)] for a in uses[text] if a.load is not None)
+            if through:
+                out.unloadable.append(Unloadable(text, why, through, writer))
+        checked = self._needs_check(rewritten, out.values)
+        out.values = {n: replace(v, checked=n in checked) for n, v in out.values.items()}
+        out.accesses = rewritten
+        return out
+
+    def _candidate(self, access: MemoryAccess):
+        """(text, path, type, node) of the field `access` loads, if it loads one."""
+        if access.base is None:
+            return None
+        if access.load is not None:
+            node, path = access.load, access.components[:access.load_at]
+        elif access.read and not access.write and access.components:
+            node, path = access.node, access.components
+        else:
+            return None
+        if node is None or not path or path[-1].field in (None, "*"):
+            return None
+        ctype = self._type_at(access.base, path)
+        if ctype is None or ctype.kind not in ("pointer", "scalar", "float"):
+            return None
+        return expression_text(node), path, ctype, node
+
+    def _candidate_text(self, access: MemoryAccess) -> Optional[str]:
+        found = self._candidate(access)
+        return found[0] if found else None
+
+    def _varies(self, loop: Loop, base: str, path, written: set[str], inner_vars: set[str]) -> str:
+        """Why the path to the field may lead elsewhere in another iteration ('' if it cannot)."""
+        variable = self.model.variables.get(base)
+        if variable is None or variable.storage == LOADED:
+            return f"`{base}` is not a variable the analysis follows"
+        if isinstance(variable.decl, c_ast.Decl) and "register" in (variable.decl.storage or []):
+            return f"`{base}` is a register variable"
+        if base in written or base in loop.declared_inside:
+            return f"`{base}` changes inside the loop"
+        for component in path:
+            if component.index is None:
+                continue
+            for node in walk(component.index):
+                if isinstance(node, (c_ast.FuncCall, c_ast.Assignment, c_ast.StructRef, c_ast.ArrayRef)) or (
+                        isinstance(node, c_ast.UnaryOp) and node.op in ("++", "--", "p++", "p--", "*", "&")):
+                    return "its subscript is not a plain expression"
+                if isinstance(node, c_ast.ID) and (node.name in written or node.name in inner_vars
+                                                   or node.name in loop.declared_inside):
+                    return f"its subscript uses `{node.name}`, which changes inside the loop"
+        return ""
+
+    def _store_reaching(self, accesses: list[MemoryAccess], base: str, path) -> Optional[MemoryAccess]:
+        """A store of the loop to the object of `base` (not through a loaded pointer) that
+        may overlap the field at `path`."""
+        for access in accesses:
+            if access.write and access.base == base and access.load is None \
+                    and _may_overlap(access.components, path):
+                return access
+        return None
+
+    def _needs_check(self, accesses: list[MemoryAccess], values: dict[str, LoadedValue]) -> set[str]:
+        """The loaded values whose bytes a store of the loop may reach (statically unknown)."""
+        writes = [a for a in accesses if a.write]
+        checked = set()
+        for name, value in values.items():
+            if self._private_object(value.base):
+                continue
+            # Stores to the field's own object were compared member by member already.
+            if any(w.base is None or w.base in values
+                   or (w.base != value.base and self.points.may_alias(value.base, w.base)) for w in writes):
+                checked.add(name)
+        return checked
+
+    def _private_object(self, base: str) -> bool:
+        """A local struct (or array of them) whose address is never taken: no pointer reaches it."""
+        variable = self.model.variables.get(base)
+        return (variable is not None and variable.ctype.kind in ("struct", "union", "array")
+                and variable.storage in ("local", "param") and base not in self.model.escaped
+                and base not in self.address_taken)
+
+    # ---- rewriting ---------------------------------------------------------------------
+    def _rebase(self, access: MemoryAccess, value: Optional[LoadedValue], names: dict[str, str]) -> MemoryAccess:
+        components = tuple(replace(c, index=substitute(c.index, names)) if c.index is not None else c
+                           for c in access.components)
+        if value is None or value.kind != "pointer":
+            return replace(access, components=components)
+        rest = components[access.load_at:]
+        further = self._loads_again(self.model.variables[value.name].ctype, rest)
+        return replace(access, base=value.name, components=rest, through_loaded_pointer=further,
+                       load=None, load_at=0)
+
+    def _loads_again(self, pointer: CType, rest) -> bool:
+        """Whether the rest of a path, from a loaded pointer, loads another pointer."""
+        ctype = pointer
+        for position, component in enumerate(rest):
+            if ctype is None or ctype.kind == "unknown":
+                return True
+            if component.index is not None:
+                if ctype.kind == "pointer" and position > 0:
+                    return True
+                ctype = ctype.inner
+            elif component.field == "*":
+                return True
+            else:
+                ctype = self.types.field_type(ctype.struct, component.field)
+        return False
+
+    # ---- types -------------------------------------------------------------------------
+    def _type_at(self, base: str, path) -> Optional[CType]:
+        """The type of the field `path` reaches from `base` (None: unknown or a bit-field)."""
+        variable = self.model.variables.get(base)
+        if variable is None:
+            return None
+        ctype: Optional[CType] = variable.ctype
+        owner = None
+        for component in path:
+            if ctype is None or ctype.kind == "unknown":
+                return None
+            if component.index is not None:
+                ctype = ctype.inner
+            else:
+                owner = ctype.struct
+                ctype = self.types.field_type(owner, component.field)
+        if owner is None or (owner, path[-1].field) in self.types.bitfields:
+            return None
+        return ctype
+
+    def _declare(self, text: str, ctype: CType, node: c_ast.Node) -> None:
+        """Enter the loaded value in the function's variables, with a declaration the kernel
+        generator can copy (the member's declared type, typedefs of pointers resolved)."""
+        if text in self.model.variables:
+            return
+        decl = c_ast.Decl(self._ident(text), [], [], [], [], self._member_type(node), None, None)
+        _innermost(decl.type).declname = decl.name
+        self.model.variables[text] = Variable(text, ctype, LOADED, None, decl)
+
+    def _member_type(self, node: c_ast.StructRef) -> c_ast.Node:
+        owner = self._type_of(node.name)
+        if node.type == "->" and owner is not None:
+            owner = owner.inner
+        declared = self.types.structs[owner.struct][node.field.name]
+        return self._resolved(copy.deepcopy(declared))
+
+    def _type_of(self, expr: c_ast.Node) -> Optional[CType]:
+        """The type of a path expression (a variable, subscripts, members)."""
+        if isinstance(expr, c_ast.ID):
+            return self.model.variables[expr.name].ctype
+        if isinstance(expr, c_ast.ArrayRef) or (isinstance(expr, c_ast.UnaryOp) and expr.op == "*"):
+            inner = self._type_of(expr.name if isinstance(expr, c_ast.ArrayRef) else expr.expr)
+            return inner.inner if inner is not None else None
+        if isinstance(expr, c_ast.StructRef):
+            inner = self._type_of(expr.name)
+            if inner is not None and expr.type == "->":
+                inner = inner.inner
+            return self.types.field_type(inner.struct, expr.field.name) if inner is not None else None
+        return None
+
+    def _resolved(self, node: c_ast.Node) -> c_ast.Node:
+        """A member declared with a typedef of a pointer (`vec x;`, typedef double *vec) as
+        the pointer it stands for: kernel signatures name only C's own types."""
+        for _ in range(16):
+            names = node.type.names if isinstance(node, c_ast.TypeDecl) and \
+                isinstance(node.type, c_ast.IdentifierType) else None
+            target = self.types.typedefs.get(names[0]) if names and len(names) == 1 else None
+            if not isinstance(target, (c_ast.PtrDecl, c_ast.TypeDecl)) or (
+                    isinstance(target, c_ast.TypeDecl) and isinstance(target.type, c_ast.IdentifierType)):
+                return node                    # not a typedef, or one of a scalar (spelled later)
+            node = copy.deepcopy(target)
+        return node
+
+    def _ident(self, text: str) -> str:
+        if text not in self._idents:
+            stem = "__ld_" + re.sub(r"\W+", "_", text).strip("_")
+            ident, k = stem, 1
+            while ident in self._idents.values():
+                k += 1
+                ident = f"{stem}_{k}"
+            self._idents[text] = ident
+        return self._idents[text]
+
+
+def _may_overlap(store, path) -> bool:
+    """Whether a store at `store` may reach the field at `path` of the same object."""
+    for one, two in zip(store, path):
+        if one.field is not None and two.field is not None:
+            if one.field != two.field and "*" not in (one.field, two.field):
+                return False
+            continue
+        if one.index is not None and two.index is not None:
+            a, b = _constant(one.index), _constant(two.index)
+            if a is not None and b is not None and a != b:
+                return False
+            continue
+        return True                       # an index against a member: another shape
+    return True
+
+
+def _constant(node: c_ast.Node) -> Optional[int]:
+    from .poly import to_poly
+    poly = to_poly(node, lambda name: None)
+    return poly.constant_value() if poly is not None else None
+
+
+def _innermost(node: c_ast.Node) -> c_ast.TypeDecl:
+    while not isinstance(node, c_ast.TypeDecl):
+        node = node.type
+    return node
