@@ -121,6 +121,10 @@ class Loads:
         blocked: dict[str, tuple[str, Optional[MemoryAccess]]] = {}
         for text, (base, path, ctype, node) in candidates.items():
             why = self._varies(loop, base, path, written, inner_vars)
+            if not why and any(c.index is not None and _constant(c.index) is None for c in path) \
+                    and not any(_always_read(loop, a) for a in uses[text]):
+                # Loaded at entry, `a[k].f` must be valid even where the loop would not read it.
+                why = "its subscript may not be valid where the loop does not read it"
             writer = None if why else self._store_reaching(accesses, base, path)
             if why or writer is not None:
                 blocked[text] = (why or f"`{text}` is stored to at {writer.location}", writer)
@@ -315,6 +319,16 @@ class Loads:
                 ident = f"{stem}_{k}"
             self._idents[text] = ident
         return self._idents[text]
+
+
+def _always_read(loop: Loop, access: MemoryAccess) -> bool:
+    """Whether the access runs whenever the loop statement does: in its condition, or in the
+    first iteration's body outside any `if`."""
+    if not access.unconditional:
+        return False
+    if access.path == loop.path and access.chain[-1] == loop.id:
+        return True
+    return len(access.path) == len(loop.path) + 1 and access.path[-1][0] == loop.body_block
 
 
 def _may_overlap(store, path) -> bool:

@@ -96,9 +96,12 @@ class PointsTo:
                     and var.ctype.restrict)
 
     def may_alias(self, a: str, b: str) -> bool:
-        """Whether two different names can reach overlapping memory. Two pointers both
-        declared `restrict` never do (C's promise, parameters and locals alike)."""
+        """Whether two different names can reach overlapping memory. A `restrict` parameter
+        never does (C's promise: what it points to is reached through it alone), nor do two
+        pointers both declared `restrict`."""
         if self.declared_restrict(a) and self.declared_restrict(b):
+            return False
+        if any(self.declared_restrict(n) and self.model.variables[n].storage == "param" for n in (a, b)):
             return False
         oa, ob = self.origins(a), self.origins(b)
         if oa & ob:

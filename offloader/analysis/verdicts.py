@@ -139,17 +139,23 @@ class FunctionAnalysis:
 
     def _guard_holds(self, guard: Guard) -> bool:
         """Whether a guard's condition still holds wherever it is known: its variables are
-        signed integers that are locals or parameters, their address is never taken, and
-        nothing writes them in the code it guards."""
+        signed integers whose address is never taken and that nothing writes in the code it
+        guards; a global one also needs that code to call nothing impure and to store only
+        into declared arrays."""
+        guarded = [e for e in self.model.events if guard.first <= e.seq <= guard.last]
         for name in _names_in(guard.cond):
             if name in self.enumerators and name not in self.model.variables:
                 continue
             variable = self.model.variables.get(name)
-            if variable is None or variable.storage not in ("local", "param") or variable.ctype.kind != "scalar" \
-                    or variable.ctype.unsigned or name in self.address_taken:
+            if variable is None or variable.storage not in ("local", "param", "global", "static") \
+                    or variable.ctype.kind != "scalar" or variable.ctype.unsigned or name in self.address_taken:
                 return False
-            if any(isinstance(e, ScalarAccess) and e.write and e.name == name and guard.first <= e.seq <= guard.last
-                   for e in self.model.events):
+            if any(isinstance(e, ScalarAccess) and e.write and e.name == name for e in guarded):
+                return False
+            if variable.storage in ("global", "static") and any(
+                    (isinstance(e, Call) and not self.summaries.of(e.name).pure)
+                    or (isinstance(e, MemoryAccess) and e.write and (e.base is None or e.load is not None or not all(
+                        o.startswith("obj:") for o in self.points.origins(e.base)))) for e in guarded):
                 return False
         return True
 
