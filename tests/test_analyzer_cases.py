@@ -163,11 +163,15 @@ CASES = {
         struct soa { int n; double *x; };
         void f(struct soa *p) { for (int i = 0; i < 100; i++) { p->x[i] = 1; p->n = i; } }
         """, {3: "sequential"}),
-    "a_field_through_another_loaded_pointer_is_not_loaded": ("""
+    "a_field_through_another_loaded_pointer_is_loaded_too": ("""
         struct grid { double *u; };
         struct mesh { struct grid *g; int n; };
         void f(struct mesh *m) { for (int i = 0; i < m->n; i++) m->g->u[i] = 2 * i; }
-        """, {4: "sequential"}),
+        """, {4: "parallel"}),
+    "a_chain_of_four_loaded_pointers_is_not_followed": ("""
+        struct d { double *x; }; struct c { struct d *d; }; struct b { struct c *c; }; struct a { struct b *b; };
+        void f(struct a *a, int n) { for (int i = 0; i < n; i++) a->b->c->d->x[i] = 2 * i; }
+        """, {3: "sequential"}),
     "an_array_of_structs_element_that_changes_is_not_loaded_once": ("""
         struct row { int n; double *v; };
         void f(struct row *r, int n) {
@@ -521,9 +525,15 @@ def test_a_sequential_loop_through_a_changing_field_names_it_once_with_a_witness
                                     "sink": f"{tmp_path}/case.c:4:46", "iterations": [0, 1], "distance": 1}]
 
 
-def test_a_pointer_through_a_loaded_pointer_gets_a_hint(tmp_path):
-    loop = verdicts(tmp_path, CASES["a_field_through_another_loaded_pointer_is_not_loaded"][0])[4]
-    assert loop["hints"] == ["copy `m->g->u` into a local `restrict` pointer before the loop"]
+def test_a_pointer_through_a_loaded_pointer_is_loaded_with_its_place_checked(tmp_path):
+    loop = verdicts(tmp_path, CASES["a_field_through_another_loaded_pointer_is_loaded_too"][0])[4]
+    assert loop["conditions"] == [{"kind": "not-written", "vars": ["m->g", "m->g->u", "m->n"]}]
+    assert loop["writes"] == ["m->g->u"]
+
+
+def test_a_pointer_too_deep_to_follow_gets_a_hint(tmp_path):
+    loop = verdicts(tmp_path, CASES["a_chain_of_four_loaded_pointers_is_not_followed"][0])[3]
+    assert loop["hints"] == ["copy `a->b->c->d->x` into a local `restrict` pointer before the loop"]
 
 
 def test_private_arrays_are_listed(tmp_path):

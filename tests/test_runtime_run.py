@@ -275,3 +275,34 @@ def test_loaded_fields_that_alias_or_overlap_the_struct_fall_back_with_their_rea
     never = next(r for r in report["regions"] if r["line"] == 21)
     assert never["calls"] == 1 and never["device_runs"] == 0
     assert never["fallback_reasons"] == ["`none->y` is read through a null pointer"]
+
+
+def test_a_field_reached_through_a_loaded_pointer_runs_on_the_device_unless_its_place_is_written(tmp_path):
+    src = tmp_path / "deep.c"
+    src.write_text(textwrap.dedent("""
+        #include <stdio.h>
+        #include <stdlib.h>
+        struct grid { int n; double *u; };
+        struct mesh { struct grid *g; double scale; };
+        static void fill(struct mesh *m) { for (int i = 0; i < m->g->n; i++) m->g->u[i] = m->scale * i; }
+        int main(void) {
+          int n = 1000;
+          struct grid g = {n, malloc(sizeof(double) * n)};
+          struct mesh m = {&g, 0.5};
+          fill(&m);                              /* on the device */
+          char *block = malloc(sizeof(struct mesh) + sizeof(double) * n);
+          struct mesh *inside = (struct mesh *)block;    /* the mesh lies in the array it fills */
+          struct grid h = {n, (double *)(block + sizeof(struct mesh))};
+          inside->g = &h;
+          inside->scale = 0.25;
+          fill(inside);                          /* the CPU loop */
+          double s = 0;
+          for (int i = 0; i < n; i++) s += g.u[i] + h.u[i];
+          printf("%.3f\\n", s);
+          return 0;
+        }"""))
+    report = run(src, order="reverse")
+    assert report["verified"], report["failures"]
+    fill = next(r for r in report["regions"] if r["line"] == 6)
+    assert fill["calls"] == 2 and fill["device_runs"] == 1 and fill["alias_fallbacks"] == 1
+    assert fill["fallback_reasons"] == ["`m->g` is loaded from memory that `m->g->u`, which the loop writes, overlaps"]

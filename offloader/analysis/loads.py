@@ -12,8 +12,9 @@ same path reach it unless they name another member; nothing reaches a local stru
 address is never taken. Otherwise the value is `checked`: the run-time check (the
 `not-written` condition) must find its bytes outside every range the loop writes.
 
-Only fields are loaded this way (the path to the value ends in a member), and only through
-one level of memory: `m->grid->u[i]` still goes through a pointer the loop reads from memory.
+Only what is reached through a member is loaded this way, and up to MAX_LEVELS pointers deep:
+`m->grid->u[i]` loads `m->grid` (whose bytes are then only checked, a `place`), then
+`m->grid->u`.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from .model import Component, FunctionModel, Loop, MemoryAccess
 
 _GEN = c_generator.CGenerator()
 LOADED = "loaded"                  # Variable.storage of a loaded field
+MAX_LEVELS = 3                     # pointers followed from a variable (`a->b->c->d[i]`)
 
 
 @dataclass(frozen=True)
@@ -108,7 +110,21 @@ class Loads:
 
     # ---- one loop ----------------------------------------------------------------------
     def hoist(self, loop: Loop, accesses: list[MemoryAccess], written: set[str], inner_vars: set[str]) -> Hoisting:
-        """Rewrite `accesses` (raw, of `loop`) through the fields that can be loaded once."""
+        """Rewrite `accesses` (raw, of `loop`) through the fields that can be loaded once, a
+        level of pointers at a time."""
+        out = Hoisting()
+        for _ in range(MAX_LEVELS):
+            before = len(out.values)
+            accesses = self._level(loop, accesses, written, inner_vars, out)
+            if len(out.values) == before:
+                break
+        checked = self._needs_check(accesses, out.values)
+        out.values = {n: replace(v, checked=n in checked) for n, v in out.values.items()}
+        out.accesses = accesses
+        return out
+
+    def _level(self, loop: Loop, accesses: list[MemoryAccess], written: set[str], inner_vars: set[str],
+               out: Hoisting) -> list[MemoryAccess]:
         candidates: dict[str, tuple[str, tuple[Component, ...], CType, c_ast.Node]] = {}
         uses: dict[str, list[MemoryAccess]] = {}
         for access in accesses:
@@ -117,10 +133,11 @@ class Loads:
                 text, path, ctype, node = found
                 candidates.setdefault(text, (access.base, path, ctype, node))
                 uses.setdefault(text, []).append(access)
-        out = Hoisting()
         blocked: dict[str, tuple[str, Optional[MemoryAccess]]] = {}
         for text, (base, path, ctype, node) in candidates.items():
-            why = self._varies(loop, base, path, written, inner_vars)
+            if text in out.values or any(f.name == text for f in out.unloadable):
+                continue
+            why = self._varies(loop, base, path, written, inner_vars, out.values)
             if not why and any(c.index is not None and _constant(c.index) is None for c in path) \
                     and not any(_always_read(loop, a) for a in uses[text]):
                 # Loaded at entry, `a[k].f` must be valid even where the loop would not read it.
@@ -140,14 +157,13 @@ class Loads:
                 continue                      # reads the field itself: now a value the region passes
             rewritten_of[id(access)] = self._rebase(access, out.values.get(text), names)
             rewritten.append(rewritten_of[id(access)])
+        out.unloadable = [replace(f, accesses=tuple(rewritten_of.get(id(a), a) for a in f.accesses))
+                          for f in out.unloadable]
         for text, (why, writer) in blocked.items():
             through = tuple(rewritten_of[id(a)] for a in uses[text] if a.load is not None)
             if through:
                 out.unloadable.append(Unloadable(text, why, through, writer))
-        checked = self._needs_check(rewritten, out.values)
-        out.values = {n: replace(v, checked=n in checked) for n, v in out.values.items()}
-        out.accesses = rewritten
-        return out
+        return rewritten
 
     def _candidate(self, access: MemoryAccess):
         """(text, path, type, node) of the field `access` loads, if it loads one."""
@@ -159,8 +175,8 @@ class Loads:
             node, path = access.node, access.components
         else:
             return None
-        if node is None or not path or path[-1].field in (None, "*"):
-            return None
+        if node is None or not any(c.field is not None for c in path):
+            return None                   # only what is reached through a struct member
         ctype = self._type_at(access.base, path)
         if ctype is None or ctype.kind not in ("pointer", "scalar", "float"):
             return None
@@ -170,10 +186,11 @@ class Loads:
         found = self._candidate(access)
         return found[0] if found else None
 
-    def _varies(self, loop: Loop, base: str, path, written: set[str], inner_vars: set[str]) -> str:
+    def _varies(self, loop: Loop, base: str, path, written: set[str], inner_vars: set[str],
+                loaded: dict[str, LoadedValue]) -> str:
         """Why the path to the field may lead elsewhere in another iteration ('' if it cannot)."""
         variable = self.model.variables.get(base)
-        if variable is None or variable.storage == LOADED:
+        if variable is None or (variable.storage == LOADED and base not in loaded):
             return f"`{base}` is not a variable the analysis follows"
         if isinstance(variable.decl, c_ast.Decl) and "register" in (variable.decl.storage or []):
             return f"`{base}` is a register variable"
@@ -227,25 +244,30 @@ class Loads:
         if value is None or value.kind != "pointer":
             return replace(access, components=components)
         rest = components[access.load_at:]
-        further = self._loads_again(self.model.variables[value.name].ctype, rest)
-        return replace(access, base=value.name, components=rest, through_loaded_pointer=further,
-                       load=None, load_at=0)
+        again = self._next_load(self.model.variables[value.name].ctype, rest)
+        if again is None:
+            return replace(access, base=value.name, components=rest, through_loaded_pointer=False,
+                           load=None, load_at=0)
+        spine = dict(_spine(access.node)) if access.node is not None else {}
+        return replace(access, base=value.name, components=rest, through_loaded_pointer=True,
+                       load=spine.get(access.load_at + again), load_at=again)
 
-    def _loads_again(self, pointer: CType, rest) -> bool:
-        """Whether the rest of a path, from a loaded pointer, loads another pointer."""
+    def _next_load(self, pointer: CType, rest) -> Optional[int]:
+        """Where the rest of a path, from a loaded pointer, loads another one: how many of its
+        components lead to that pointer (0 when the path cannot be followed)."""
         ctype = pointer
         for position, component in enumerate(rest):
             if ctype is None or ctype.kind == "unknown":
-                return True
+                return 0
             if component.index is not None:
                 if ctype.kind == "pointer" and position > 0:
-                    return True
+                    return position
                 ctype = ctype.inner
             elif component.field == "*":
-                return True
+                return 0
             else:
                 ctype = self.types.field_type(ctype.struct, component.field)
-        return False
+        return None
 
     # ---- types -------------------------------------------------------------------------
     def _type_at(self, base: str, path) -> Optional[CType]:
@@ -263,7 +285,7 @@ class Loads:
             else:
                 owner = ctype.struct
                 ctype = self.types.field_type(owner, component.field)
-        if owner is None or (owner, path[-1].field) in self.types.bitfields:
+        if owner is None or (path[-1].field is not None and (owner, path[-1].field) in self.types.bitfields):
             return None
         return ctype
 
@@ -272,16 +294,24 @@ class Loads:
         generator can copy (the member's declared type, typedefs of pointers resolved)."""
         if text in self.model.variables:
             return
-        decl = c_ast.Decl(self._ident(text), [], [], [], [], self._member_type(node), None, None)
+        decl = c_ast.Decl(self._ident(text), [], [], [], [], self._type_node(node), None, None)
         _innermost(decl.type).declname = decl.name
         self.model.variables[text] = Variable(text, ctype, LOADED, None, decl)
 
-    def _member_type(self, node: c_ast.StructRef) -> c_ast.Node:
-        owner = self._type_of(node.name)
-        if node.type == "->" and owner is not None:
-            owner = owner.inner
-        declared = self.types.structs[owner.struct][node.field.name]
-        return self._resolved(copy.deepcopy(declared))
+    def _type_node(self, expr: c_ast.Node) -> c_ast.Node:
+        """The declarator type of a path expression: a member's declared type, one level of
+        array or pointer off for a subscript."""
+        if isinstance(expr, c_ast.StructRef):
+            owner = self._type_of(expr.name)
+            if expr.type == "->" and owner is not None:
+                owner = owner.inner
+            return self._resolved(copy.deepcopy(self.types.structs[owner.struct][expr.field.name]))
+        if isinstance(expr, c_ast.ArrayRef):
+            outer = self._type_node(expr.name)
+            if not isinstance(outer, (c_ast.ArrayDecl, c_ast.PtrDecl)):
+                raise TypeError(f"`{expression_text(expr)}` subscripts a value that is not an array")
+            return self._resolved(outer.type)
+        return self._resolved(copy.deepcopy(self.model.variables[expr.name].decl.type))
 
     def _type_of(self, expr: c_ast.Node) -> Optional[CType]:
         """The type of a path expression (a variable, subscripts, members)."""
@@ -319,6 +349,28 @@ class Loads:
                 ident = f"{stem}_{k}"
             self._idents[text] = ident
         return self._idents[text]
+
+
+def _spine(node: c_ast.Node) -> list[tuple[int, c_ast.Node]]:
+    """(how many path components lead to it, node) for every expression on an access's path,
+    from its variable out (the model's components: `->` is an index 0 and a member)."""
+    chain = []
+    while True:
+        chain.append(node)
+        if isinstance(node, (c_ast.ArrayRef, c_ast.StructRef)):
+            node = node.name
+        elif isinstance(node, c_ast.UnaryOp) and node.op == "*":
+            node = node.expr.left if isinstance(node.expr, c_ast.BinaryOp) and node.expr.op in ("+", "-") else node.expr
+        else:
+            break
+    out, count = [], 0
+    for node in reversed(chain):
+        if isinstance(node, c_ast.StructRef):
+            count += 2 if node.type == "->" else 1
+        elif isinstance(node, (c_ast.ArrayRef, c_ast.UnaryOp)):
+            count += 1
+        out.append((count, node))
+    return out
 
 
 def _always_read(loop: Loop, access: MemoryAccess) -> bool:

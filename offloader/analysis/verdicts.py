@@ -170,7 +170,8 @@ class FunctionAnalysis:
         if header.var in self.address_taken:
             reasons.append(f"the address of the loop variable `{header.var}` is taken, so it may change "
                            "through a pointer")
-        exposed_bounds = sorted((_names_in(header.end) | _names_in(header.start)) & self.address_taken)
+        exposed_bounds = sorted(n for n in (_names_in(header.end) | _names_in(header.start)) & self.address_taken
+                                if self.model.variables[n].ctype.kind in ("scalar", "float"))
         if exposed_bounds and any(isinstance(e, MemoryAccess) and e.write and self._blind(e) for e in events):
             reasons.append(f"the loop bound uses `{exposed_bounds[0]}`, whose address is taken, and the loop "
                            "writes through a pointer that may point to it")

@@ -57,6 +57,8 @@ class Region:
     nest: tuple[c_ast.For, ...] = ()      # the mapped loops as the kernel runs them: loaded
                                           # fields replaced by their parameters' identifiers
     headers: tuple[Header, ...] = ()      # ... and their headers
+    places: tuple[str, ...] = ()          # loaded fields the kernel does not use (`m->g` of
+                                          # `m->g->u`): the runtime only checks their bytes
 
     @property
     def top(self) -> LoopVerdict:
@@ -126,8 +128,11 @@ def _build(region_id: int, loop_index: int, top: LoopVerdict, by_loop_id, result
     names = _free_names(loop, model) - inside_vars - top.loop.declared_inside - special
     for name in sorted(names):
         params.append(_param(model.variables[name], name, typedefs, model.types))
+    used = {n.name for n in walk(loop) if isinstance(n, c_ast.ID)}
     for name, value in sorted(top.loaded.items()):
-        params.append(_param(model.variables[name], name, typedefs, model.types, value.ident))
+        if value.ident in used:
+            params.append(_param(model.variables[name], name, typedefs, model.types, value.ident))
+    places = tuple(sorted(name for name, value in top.loaded.items() if value.ident not in used))
     mapped_vars = {v.header.var for v in mapped}
     private = [_local(model.variables[n], n, typedefs) for n in sorted(top.private - mapped_vars)]
     loop_vars = [_local(model.variables[v.header.var], v.header.var, typedefs) for v in mapped
@@ -138,7 +143,7 @@ def _build(region_id: int, loop_index: int, top: LoopVerdict, by_loop_id, result
             raise RegionError(f"`{param.name}` is a long double, which GPUs do not have")
     return Region(region_id, loop_index, model, mapped, tuple(params), tuple(private),
                   tuple(loop_vars), tuple(reductions), tuple(helpers), nest,
-                  tuple(parse_header(node)[0] for node in nest))
+                  tuple(parse_header(node)[0] for node in nest), places)
 
 
 def _nest_of(loop: c_ast.For, depth: int) -> tuple[c_ast.For, ...]:

@@ -147,7 +147,9 @@ class DeviceDispatcher:
             element_size = sizes[count + slot.index]
             if address < NULL_PAGE:                       # `&p->n` with p NULL: nothing to read
                 raise CpuFallback(f"`{slot.name}` is read through a null pointer")
-            if slot.kind == "scalar":
+            if slot.kind == "place":
+                self.places[slot.name] = (address, sizes[slot.index])
+            elif slot.kind == "scalar":
                 scalars[slot.name] = _read_scalar(address, slot, sizes[slot.index])
                 self.scalar_types[slot.name] = scalar_dtype(slot, sizes[slot.index])
                 self.places[slot.name] = (address, sizes[slot.index])
