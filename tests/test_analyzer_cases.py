@@ -216,7 +216,7 @@ CASES = {
             out[i] = t[0] + t[3];
           }
         }""", {4: "parallel", 5: "parallel"}),
-    "scratch_array_read_after_the_loop_is_not_private": ("""
+    "scratch_array_read_after_the_loop_is_lastprivate": ("""
         double f(int n, double *restrict out) {
           double t[4];
           for (int i = 0; i < n; i++) {
@@ -224,7 +224,17 @@ CASES = {
             out[i] = t[0] + t[3];
           }
           return t[1];
-        }""", {4: "sequential", 5: "parallel"}),
+        }""", {4: "parallel", 5: "parallel"}),
+    "scratch_array_read_after_the_loop_and_written_apart_is_not_private": ("""
+        double f(int n, double *restrict out) {
+          double t[64];
+          for (int i = 0; i < n && i < 60; i++) {
+            for (int k = 0; k < 4; k++) t[k] = i + k;
+            t[4 + i] = 0;
+            out[i] = t[0] + t[3];
+          }
+          return t[1];
+        }""", {4: "sequential"}),
     "scratch_array_written_only_sometimes_is_not_private": ("""
         void f(int n, double *restrict out) {
           double t[4];
@@ -538,4 +548,6 @@ def test_a_pointer_too_deep_to_follow_gets_a_hint(tmp_path):
 
 def test_private_arrays_are_listed(tmp_path):
     loop = verdicts(tmp_path, CASES["scratch_array_written_first_is_private"][0])[4]
-    assert loop["private"] == ["t"] and loop["conditions"] == []
+    assert loop["private"] == ["t"] and loop["lastprivate"] == [] and loop["conditions"] == []
+    loop = verdicts(tmp_path, CASES["scratch_array_read_after_the_loop_is_lastprivate"][0])[4]
+    assert loop["private"] == ["t"] and loop["lastprivate"] == ["t"]

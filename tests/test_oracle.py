@@ -35,7 +35,8 @@ it is read (or, on purpose, filled partly, or read first); with `n`, a guard aro
 analyzer may use as facts. The oracle follows the fields to
 the arrays they point to and reads the struct's own bytes as locations, and it treats `T` as
 private exactly when every read gets the value written earlier in the same iteration and no
-read after the loop sees a value the loop wrote. A `parallel` verdict whose loop carries a
+read after the loop sees a value the loop wrote (lastprivate, which a parallel verdict must then
+list, when such reads exist but each run's last iteration writes every element the run wrote). A `parallel` verdict whose loop carries a
 dependence is safe only if the verdict's run-time no-alias check would refuse it (two of the
 named pointers reach one array) on every entry where it is carried; such verdicts are counted
 as `conditional`. Their recall is reported apart too.
@@ -405,11 +406,13 @@ class Access:
     kind: str                       # "read" | "write" | "red" (scalar +=) | "acc" (array +=)
 
 
-def execute(prog: Program, penv: dict[str, int] | None = None, entries: dict | None = None) -> list[Access]:
+def execute(prog: Program, penv: dict[str, int] | None = None, entries: dict | None = None,
+            runs: dict | None = None) -> list[Access]:
     """Every access of every statement instance, in execution order (parameters `penv`).
     An access through a struct field first reads the field's own bytes, `(st, a)`, then the
     element of the array the field points to at that moment. `entries` gets, per (loop id,
-    values of the loops around it), where the fields point when that loop starts."""
+    values of the loops around it), where the fields point when that loop starts, and `runs`
+    the values that loop runs through."""
     index = {id(s): n for n, s in enumerate(prog.stmts)}
     out: list[Access] = []
     binding = dict(prog.binding)
@@ -431,6 +434,8 @@ def execute(prog: Program, penv: dict[str, int] | None = None, entries: dict | N
                     continue
                 if entries is not None:
                     entries[(it.id, tuple(v for _, v in path))] = dict(binding)
+                if runs is not None:
+                    runs[(it.id, tuple(v for _, v in path))] = it.values(env)
                 for v in it.values(env):
                     env2 = dict(env)
                     env2[it.var] = v
@@ -478,6 +483,7 @@ class LoopTruth:
     contexts: dict = field(default_factory=dict)
     # where the struct's fields pointed on each entry of the loop that carries a dependence
     carried_bindings: list = field(default_factory=list)
+    lastprivate_arrays: set[str] = field(default_factory=set)   # T, when read after the loop
 
 
 def static_scalar_carried(loop: Loop, scalars: set[str]) -> set[str]:
@@ -531,15 +537,21 @@ def oracle(prog: Program) -> dict[int, LoopTruth]:
             m.red_arrays |= t.red_arrays
             m.contexts.update(t.contexts)
             m.carried_bindings += t.carried_bindings
+            m.lastprivate_arrays |= t.lastprivate_arrays
     return merged
 
 
-def scratch_is_private(accesses: list[Access], loop: Loop) -> bool:
-    """Whether per-iteration copies of T would give the same values: every read of T inside
-    an iteration of `loop` sees a write of that same iteration, and no read outside the loop
-    sees a write made inside it (T's initialiser counts as a write outside)."""
+def scratch_privacy(accesses: list[Access], loop: Loop, runs: dict) -> str | None:
+    """Whether per-iteration copies of T would give the same values: "private" if every read
+    of T inside an iteration of `loop` sees a write of that same iteration and no read outside
+    the loop sees a write made inside it (T's initialiser counts as a write outside);
+    "lastprivate" if reads outside do, but in every run of the loop its last iteration writes
+    every element any iteration wrote (copying the last iteration's T back is then exact);
+    None otherwise."""
     d = loop.depth
     last: dict[tuple, tuple | None] = {}
+    written: dict[tuple, set] = {}              # iteration -> the elements it wrote
+    seen_outside = False
 
     def iteration(a: Access):
         return tuple(v for _, v in a.path[:d + 1]) if len(a.path) > d and a.path[d][0] == loop.id else None
@@ -549,24 +561,50 @@ def scratch_is_private(accesses: list[Access], loop: Loop) -> bool:
             continue
         if a.write:
             last[a.loc] = iteration(a)
+            if last[a.loc] is not None:
+                written.setdefault(last[a.loc], set()).add(a.loc)
             continue
         mine, source = iteration(a), last.get(a.loc)
-        if (mine is not None and source != mine) or (mine is None and source is not None):
-            return False
-    return True
+        if mine is not None and source != mine:
+            return None
+        seen_outside |= mine is None and source is not None
+    if not seen_outside:
+        return "private"
+    for (loop_id, ctx), values in runs.items():
+        if loop_id == loop.id and values:
+            mine = [elements for key, elements in written.items() if key[:-1] == ctx]
+            if set().union(*mine) - written.get(ctx + (values[-1],), set()):
+                return None
+    return "lastprivate"
+
+
+def _carries(inside: list[Access], d: int, array: str) -> bool:
+    """Whether two iterations of the loop at depth d touch one element of `array`, one writing."""
+    seen: dict[tuple, tuple[set, bool]] = {}
+    for a in inside:
+        if a.loc[0] == array:
+            iterations, wrote = seen.get((tuple(v for _, v in a.path[:d]), a.loc), (set(), False))
+            iterations.add(a.path[d][1])
+            seen[(tuple(v for _, v in a.path[:d]), a.loc)] = (iterations, wrote or a.write)
+    return any(wrote and len(iterations) > 1 for iterations, wrote in seen.values())
 
 
 def oracle_for(prog: Program, penv: dict[str, int]) -> dict[int, LoopTruth]:
-    entries: dict = {}
-    accesses = execute(prog, penv, entries)
+    entries, runs = {}, {}
+    accesses = execute(prog, penv, entries, runs)
     scalars = set(prog.scalars)
     truths: dict[int, LoopTruth] = {}
     for loop in prog.loops:
         d = loop.depth
         inside = [a for a in accesses if len(a.path) > d and a.path[d][0] == loop.id]
-        if prog.scratch and scratch_is_private(accesses, loop):
-            inside = [a for a in inside if a.loc[0] != SCRATCH]
         truth = LoopTruth("parallel")
+        privacy = scratch_privacy(accesses, loop, runs) if prog.scratch else None
+        if privacy is not None:
+            # Privatised, T carries nothing; if it did carry something, a read after the loop
+            # needs the last iteration's copy back.
+            if privacy == "lastprivate" and _carries(inside, d, SCRATCH):
+                truth.lastprivate_arrays = {SCRATCH}
+            inside = [a for a in inside if a.loc[0] != SCRATCH]
         # Scalars: reduction, private, or an ordinary location.
         plain_scalars: set[str] = set()
         for x in scalars:
@@ -882,6 +920,11 @@ def build_program(draw, scientific: bool) -> Program:
         lp.body[pos:pos] = group
         loops.append(fill)
         stmts.extend([fill.body[0]] + [g for g in group if isinstance(g, Stmt)])
+        if lp.parent is not None and draw(st.booleans()):    # read after the loop: lastprivate
+            parent = loops[lp.parent]
+            after = Stmt(array_ref(draw, scope(parent), pool=pool), "=", (ArrayRef(SCRATCH, (Affine(draw(st.integers(0, 3))),)),))
+            parent.body.insert(parent.body.index(lp) + 1, after)
+            stmts.append(after)
     top_vars = () if declared else tuple(LOOP_VARS[:depth])
     prog = Program(chain[:1], loops, stmts, {}, scalars, top_vars,
                    params={p: PARAM_VALUES for p in params})
@@ -1054,6 +1097,27 @@ def _scratch_program(width: int, read_first: bool) -> Program:
     use = Stmt(ArrayRef("B", (_aff(0, i=1),)), "=", (ArrayRef(SCRATCH, (_aff(0),)), ArrayRef(SCRATCH, (_aff(3),))))
     outer.body = [use, fill] if read_first else [fill, use]
     return finalize(Program([outer], [outer, fill], [fill.body[0], use], {}, {}, (), scratch=True, scientific=True))
+
+
+def test_oracle_selfcheck_lastprivate_scratch(tmp_path):
+    # for i { for j { for q < 4: T[q] = A[j]; P[i][j] = T[0] + T[3]; } C[i] = T[1]; }
+    outer = Loop(0, "i", Affine(0), Affine(3), "<", 1, True, 0, None)
+    inner = Loop(1, "j", Affine(0), Affine(4), "<", 1, True, 1, 0)
+    fill = Loop(2, "q", Affine(0), Affine(4), "<", 1, True, 2, 1)
+    fill.body = [Stmt(ArrayRef(SCRATCH, (_aff(0, q=1),)), "=", (ArrayRef("A", (_aff(0, j=1),)),))]
+    use = Stmt(ArrayRef("P", (_aff(0, i=1), _aff(0, j=1))), "=", (ArrayRef(SCRATCH, (_aff(0),)), ArrayRef(SCRATCH, (_aff(3),))))
+    after = Stmt(ArrayRef("C", (_aff(0, i=1),)), "=", (ArrayRef(SCRATCH, (_aff(1),)),))
+    inner.body, outer.body = [fill, use], [inner, after]
+    prog = finalize(Program([outer], [outer, inner, fill], [fill.body[0], use, after], {}, {}, (),
+                            scratch=True, scientific=True))
+    truths = oracle(prog)
+    assert truths[1].verdict == "parallel" and truths[1].lastprivate_arrays == {SCRATCH}
+    assert truths[0].verdict == "parallel" and not truths[0].lastprivate_arrays
+    assert not check_program(prog, tmp_path), prog.source
+    analyze_program, BuildOptions = _analyzer()
+    (tmp_path / "l.c").write_text(prog.source)
+    loops = analyze_program(BuildOptions(sources=(str(tmp_path / "l.c"),))).to_json()["loops"]
+    assert loops[1]["verdict"] == "parallel" and loops[1]["lastprivate"] == [SCRATCH]
 
 
 def test_oracle_selfcheck_scratch(tmp_path):
@@ -1263,6 +1327,9 @@ def check_program(prog: Program, tmp_dir: Path) -> list[str]:
             if red_vars.get(x) != "+":
                 problems.append(f"UNSAFE: loop at line {loop.line} is parallel but scalar {x!r} "
                                 f"(s += ...) is not reported as a '+' reduction: {red_vars}")
+        for x in truth.lastprivate_arrays - set(a.get("lastprivate", [])):
+            problems.append(f"UNSAFE: loop at line {loop.line} is parallel but array {x!r} is read after it "
+                            f"without being lastprivate: {a.get('lastprivate')}")
         for x in truth.private:
             if x not in private:
                 problems.append(f"UNSAFE: loop at line {loop.line} is parallel but temporary {x!r}"

@@ -1,6 +1,8 @@
 """Private scratch arrays: a local array that every iteration of a loop writes before it reads
 (PolyBench's doitgen `sum`, a per-row coefficient buffer), and that nothing reads after the
 loop, carries nothing from one iteration to the next; each iteration may have its own copy.
+If it is read after the loop, it is `lastprivate` when every element any iteration writes is
+written by every iteration (so the last one leaves what the loop would have left).
 
 The test is exact, with ISL: every element any read of the array can touch in iteration x is
 written earlier in the same iteration x by a write that certainly runs (no `if`, `continue`
@@ -23,11 +25,12 @@ from .poly import Poly, to_poly
 
 
 def private_arrays(model: FunctionModel, loop: Loop, events, accesses: list[MemoryAccess],
-                   tester: DependenceTester, address_taken: set[str]) -> set[str]:
-    """The local arrays `loop` may privatise (its accesses to them carry nothing)."""
+                   tester: DependenceTester, address_taken: set[str]) -> tuple[set[str], set[str]]:
+    """The local arrays `loop` may privatise (its accesses to them carry nothing), and those
+    of them whose last iteration's values must be kept (lastprivate)."""
     loops = {lp.id: lp for lp in model.loops}
     skipped = {e.target for e in events if isinstance(e, Transfer) and e.kind in ("continue", "break")}
-    found = set()
+    found, last = set(), set()
     for name in sorted({a.base for a in accesses if a.write and a.base is not None}):
         variable = model.variables.get(name)
         if variable is None or variable.ctype.kind != "array" or variable.storage != "local" \
@@ -37,12 +40,17 @@ def private_arrays(model: FunctionModel, loop: Loop, events, accesses: list[Memo
         group = [a for a in accesses if a.base == name]
         if any(len(a.components) != depth or any(c.index is None for c in a.components) for a in group):
             continue
-        if not _only_indexed(model.node.body, name, depth) or _read_outside(model, loop, name):
+        if not _only_indexed(model.node.body, name, depth):
             continue
         writes = [w for w in group if w.write and _certain(w, loop, loops, skipped)]
-        if writes and all(_covered(tester, loop, read, writes) for read in group if read.read):
-            found.add(name)
-    return found
+        if not writes or not all(_covered(tester, loop, read, writes) for read in group if read.read):
+            continue
+        if _read_outside(model, loop, name):
+            if not _same_elements(tester, loop, [w for w in group if w.write], writes):
+                continue
+            last.add(name)
+        found.add(name)
+    return found, last
 
 
 def _depth(node: c_ast.Node) -> int:
@@ -121,6 +129,39 @@ def _covered(tester: DependenceTester, loop: Loop, read: MemoryAccess, writes: l
     reads = isl.Set(f"{params} {{ [{dims}] : {' and '.join(read_domain)} }}")
     covered = isl.Set(f"{params} {{ [{dims}] : {' or '.join(covers)} }}")
     return reads.subtract(covered).is_empty()
+
+
+def _same_elements(tester: DependenceTester, loop: Loop, every: list[MemoryAccess],
+                   certain: list[MemoryAccess]) -> bool:
+    """Whether each element any write may touch in an iteration x1 is certainly written in
+    every iteration x2 (then the last iteration alone leaves what the loop leaves)."""
+    names = _Names()
+    outer = {loop_symbol(i): f"o{k}" for k, i in enumerate(loop.chain[:-1])}
+    first, second = outer | {loop_symbol(loop.id): "x1"}, outer | {loop_symbol(loop.id): "x2"}
+    domain = (tester._domain(loop.chain, names, first) or []) + (tester._domain(loop.chain, names, second) or [])
+    dims = [f"e{k}" for k in range(len(every[0].components))]
+
+    def elements(writes, of, exact):
+        parts = []
+        for write in writes:
+            inner = _inner_dims(write, loop, "w")
+            where = tester._domain(write.chain, names, of | inner, exact_from=len(loop.chain) if exact else None)
+            subs = _affine_subscripts(tester, write)
+            if where is None or subs is None:
+                return None if exact else "1 = 1"          # a write the test cannot bound: anywhere
+            same = [f"{d} = {p.isl(lambda s: (of | inner).get(s) or names.rename(s))}" for d, p in zip(dims, subs)]
+            body = " and ".join(where + same)
+            parts.append(f"(exists ({', '.join(inner.values())} : {body}))" if inner else f"({body})")
+        return " or ".join(parts)
+
+    touched, written = elements(every, first, False), elements(certain, second, True)
+    if written is None:
+        return False
+    space = ", ".join(list(outer.values()) + ["x1", "x2"] + dims)
+    params = names.params_decl()
+    may = isl.Set(f"{params} {{ [{space}] : {' and '.join(domain)} and ({touched}) }}")
+    sure = isl.Set(f"{params} {{ [{space}] : {written} }}")
+    return may.subtract(sure).is_empty()
 
 
 def _inner_dims(access: MemoryAccess, loop: Loop, prefix: str) -> dict[str, str]:

@@ -110,7 +110,7 @@ class FunctionAnalysis:
     def _parallel_hints(self, result: LoopVerdict) -> None:
         for name in sorted(result.lastprivate):
             result.hints.append(f"`{name}` is read after the loop: the value of the last iteration is kept")
-        arrays = sorted(n for n in result.private if self.model.variables[n].ctype.kind == "array")
+        arrays = sorted(n for n in result.private - result.lastprivate if self.model.variables[n].ctype.kind == "array")
         if arrays:
             result.hints.append(f"{', '.join(f'`{n}`' for n in arrays)}: written before read in every "
                                 "iteration and not read after the loop, so each iteration gets its own copy")
@@ -221,8 +221,9 @@ class FunctionAnalysis:
         blockers = self._unfollowed(loop, accesses, hoisting, written_scalars)
         if blockers:
             return blockers
-        private = private_arrays(self.model, loop, events, accesses, tester, self.address_taken)
+        private, lastprivate = private_arrays(self.model, loop, events, accesses, tester, self.address_taken)
         accesses = [a for a in accesses if a.base not in private]
+        result.lastprivate |= lastprivate
         by_base: dict[Optional[str], list[MemoryAccess]] = {}
         for access in accesses:
             by_base.setdefault(access.base, []).append(access)
