@@ -7,6 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional, Union
 
+from pycparser import c_generator
+
 from ..errors import SourceLocation
 from .header import Header
 from .poly import to_poly
@@ -42,7 +44,6 @@ def first_two(header: Header) -> tuple[Iteration, Iteration]:
     value = start.constant_value() if start is not None else None
     if value is not None:
         return value, value + header.step
-    from pycparser import c_generator
     text = c_generator.CGenerator().visit(header.start)
     return text, f"{text} {'+' if header.step > 0 else '-'} {abs(header.step)}"
 

@@ -143,17 +143,17 @@ class DependenceTester:
 
     def _within(self, access: MemoryAccess, digit: Poly, radix: Poly) -> bool:
         """Whether 0 <= digit < radix holds at every iteration that executes `access`."""
-        names = _Names()
+        names = IslNames()
         dims = [loop_symbol(i) for i in access.chain]
         dim_of = {loop_symbol(i): loop_symbol(i) for i in access.chain}
-        constraints = self._domain(access.chain, names, dim_of)
+        constraints = self.domain(access.chain, names, dim_of)
         rename = lambda s: dim_of.get(s) or names.rename(s)  # noqa: E731
         d, r = digit.isl(rename), radix.isl(rename)
         text = f"{names.params_decl()} {{ [{', '.join(dims)}] : {' and '.join(constraints + [f'({d} < 0 or {d} >= {r})'])} }}"
         return isl.Set(text).is_empty()
 
     # ---- domains -----------------------------------------------------------------------
-    def _domain(self, chain: tuple[int, ...], names: "_Names", dim_of: dict[str, str],
+    def domain(self, chain: tuple[int, ...], names: "IslNames", dim_of: dict[str, str],
                 exact_from: Optional[int] = None) -> Optional[list[str]]:
         """ISL constraints for the iterations of the loops in `chain`, with the guards known
         around each loop. Bounds it cannot express are left out, which only adds iterations
@@ -229,13 +229,13 @@ class DependenceTester:
                                 f"the subscript of `{bad.text}` ({bad.location}) is not affine in the loop variables, nor splittable into digits the loop bounds keep in range")
             equalities.append((d1, d2))
         outer = self.loop.chain[:-1]
-        names = _Names()
+        names = IslNames()
         shared = {loop_symbol(i): names.dim(f"o{k}") for k, i in enumerate(outer)}
         first = dict(shared, **{loop_symbol(self.loop.id): names.dim("x1")})
         second = dict(shared, **{loop_symbol(self.loop.id): names.dim("x2")})
         first.update({loop_symbol(i): names.dim(f"a{k}") for k, i in enumerate(inner_one)})
         second.update({loop_symbol(i): names.dim(f"b{k}") for k, i in enumerate(inner_two)})
-        constraints = self._domain(one.access.chain, names, first) + self._domain(two.access.chain, names, second)
+        constraints = self.domain(one.access.chain, names, first) + self.domain(two.access.chain, names, second)
         for d1, d2 in equalities:
             for p1, p2 in zip(d1, d2):
                 constraints.append(f"{p1.isl(lambda s: first.get(s) or names.rename(s))} = "
@@ -327,7 +327,7 @@ def _group_by_stride(poly: Poly) -> Optional[dict[tuple[str, ...], Poly]]:
     return groups
 
 
-class _Names:
+class IslNames:
     """ISL-safe names: set dimensions as given, parameters prefixed."""
 
     def __init__(self):

@@ -29,6 +29,7 @@ from pycparser import c_ast, c_generator
 from ..frontend.walk import walk
 from .ctypes_model import CType, Variable
 from .model import Component, FunctionModel, Loop, MemoryAccess
+from .poly import to_poly
 
 _GEN = c_generator.CGenerator()
 LOADED = "loaded"                  # Variable.storage of a loaded field
@@ -171,7 +172,7 @@ class Loads:
             return None
         if access.load is not None:
             node, path = access.load, access.components[:access.load_at]
-        elif access.read and not access.write and access.components:
+        elif access.read and not access.write and access.components and not access.through_loaded_pointer:
             node, path = access.node, access.components
         else:
             return None
@@ -231,11 +232,12 @@ class Loads:
         return checked
 
     def _private_object(self, base: str) -> bool:
-        """A local struct (or array of them) whose address is never taken: no pointer reaches it."""
+        """A local struct (or array of them) whose address is never taken: no pointer reaches
+        it. A struct parameter is a local copy; an array parameter is a pointer, so it is not."""
         variable = self.model.variables.get(base)
-        return (variable is not None and variable.ctype.kind in ("struct", "union", "array")
-                and variable.storage in ("local", "param") and base not in self.model.escaped
-                and base not in self.address_taken)
+        kinds = ("struct", "union", "array") if variable is not None and variable.storage == "local" else ("struct", "union")
+        return (variable is not None and variable.ctype.kind in kinds and variable.storage in ("local", "param")
+                and base not in self.model.escaped and base not in self.address_taken)
 
     # ---- rewriting ---------------------------------------------------------------------
     def _rebase(self, access: MemoryAccess, value: Optional[LoadedValue], names: dict[str, str]) -> MemoryAccess:
@@ -248,7 +250,7 @@ class Loads:
         if again is None:
             return replace(access, base=value.name, components=rest, through_loaded_pointer=False,
                            load=None, load_at=0)
-        spine = dict(_spine(access.node)) if access.node is not None else {}
+        spine = dict(_spine(access.node)) if access.node is not None and again else {}
         return replace(access, base=value.name, components=rest, through_loaded_pointer=True,
                        load=spine.get(access.load_at + again), load_at=again)
 
@@ -400,7 +402,6 @@ def _may_overlap(store, path) -> bool:
 
 
 def _constant(node: c_ast.Node) -> Optional[int]:
-    from .poly import to_poly
     poly = to_poly(node, lambda name: None)
     return poly.constant_value() if poly is not None else None
 

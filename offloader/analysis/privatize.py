@@ -18,7 +18,7 @@ import islpy as isl
 from pycparser import c_ast
 
 from ..frontend.walk import walk
-from .dependence import DependenceTester, _Names, loop_symbol
+from .dependence import DependenceTester, IslNames, loop_symbol
 from .footprint import runs_every_iteration
 from .model import FunctionModel, Loop, MemoryAccess, Transfer
 from .poly import Poly, to_poly
@@ -101,11 +101,11 @@ def _certain(write: MemoryAccess, loop: Loop, loops: dict[int, Loop], skipped: s
 def _covered(tester: DependenceTester, loop: Loop, read: MemoryAccess, writes: list[MemoryAccess]) -> bool:
     """Whether every element `read` touches in an iteration is written before it in that
     iteration by one of `writes`."""
-    names = _Names()
+    names = IslNames()
     shared = {loop_symbol(i): f"o{k}" for k, i in enumerate(loop.chain[:-1])} | {loop_symbol(loop.id): "x"}
     read_dims = _inner_dims(read, loop, "r")
     read_of = shared | read_dims
-    read_domain = tester._domain(read.chain, names, read_of)
+    read_domain = tester.domain(read.chain, names, read_of)
     read_subs = _affine_subscripts(tester, read)
     if read_subs is None:
         return False
@@ -113,7 +113,7 @@ def _covered(tester: DependenceTester, loop: Loop, read: MemoryAccess, writes: l
     for write in writes:
         write_dims = _inner_dims(write, loop, "w")
         write_of = shared | write_dims
-        domain = tester._domain(write.chain, names, write_of, exact_from=len(loop.chain))
+        domain = tester.domain(write.chain, names, write_of, exact_from=len(loop.chain))
         write_subs = _affine_subscripts(tester, write) if domain is not None else None
         before = _before(tester, loop, write, read) if write_subs is not None else None
         if before is None:
@@ -135,17 +135,17 @@ def _same_elements(tester: DependenceTester, loop: Loop, every: list[MemoryAcces
                    certain: list[MemoryAccess]) -> bool:
     """Whether each element any write may touch in an iteration x1 is certainly written in
     every iteration x2 (then the last iteration alone leaves what the loop leaves)."""
-    names = _Names()
+    names = IslNames()
     outer = {loop_symbol(i): f"o{k}" for k, i in enumerate(loop.chain[:-1])}
     first, second = outer | {loop_symbol(loop.id): "x1"}, outer | {loop_symbol(loop.id): "x2"}
-    domain = (tester._domain(loop.chain, names, first) or []) + (tester._domain(loop.chain, names, second) or [])
+    domain = (tester.domain(loop.chain, names, first) or []) + (tester.domain(loop.chain, names, second) or [])
     dims = [f"e{k}" for k in range(len(every[0].components))]
 
     def elements(writes, of, exact):
         parts = []
         for write in writes:
             inner = _inner_dims(write, loop, "w")
-            where = tester._domain(write.chain, names, of | inner, exact_from=len(loop.chain) if exact else None)
+            where = tester.domain(write.chain, names, of | inner, exact_from=len(loop.chain) if exact else None)
             subs = _affine_subscripts(tester, write)
             if where is None or subs is None:
                 return None if exact else "1 = 1"          # a write the test cannot bound: anywhere

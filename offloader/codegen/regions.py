@@ -97,12 +97,18 @@ def find_regions(result: AnalysisResult) -> tuple[list[Region], list[Rejection]]
     return regions, rejections
 
 
+def _only_statement(loop: c_ast.For) -> c_ast.Node:
+    """The body of a loop, or its one statement when the body is a block of one."""
+    body = loop.stmt
+    if isinstance(body, c_ast.Compound) and body.block_items and len(body.block_items) == 1:
+        return body.block_items[0]
+    return body
+
+
 def _mapped_nest(top: LoopVerdict, by_loop_id: dict[int, LoopVerdict]) -> tuple[LoopVerdict, ...]:
     nest = [top]
     while len(nest) < MAX_MAPPED:
-        body = nest[-1].loop.node.stmt
-        if isinstance(body, c_ast.Compound) and body.block_items and len(body.block_items) == 1:
-            body = body.block_items[0]
+        body = _only_statement(nest[-1].loop.node)
         inner = next((by_loop_id[c] for c in nest[-1].loop.children
                       if by_loop_id[c].loop.node is body), None)
         if inner is None or inner.verdict != "parallel" or inner.header is None:
@@ -150,10 +156,7 @@ def _nest_of(loop: c_ast.For, depth: int) -> tuple[c_ast.For, ...]:
     """The first `depth` loops of a perfect nest (as _mapped_nest found them)."""
     nest = [loop]
     while len(nest) < depth:
-        body = nest[-1].stmt
-        if isinstance(body, c_ast.Compound) and body.block_items and len(body.block_items) == 1:
-            body = body.block_items[0]
-        nest.append(body)
+        nest.append(_only_statement(nest[-1]))
     return tuple(nest)
 
 
