@@ -551,3 +551,20 @@ def test_private_arrays_are_listed(tmp_path):
     assert loop["private"] == ["t"] and loop["lastprivate"] == [] and loop["conditions"] == []
     loop = verdicts(tmp_path, CASES["scratch_array_read_after_the_loop_is_lastprivate"][0])[4]
     assert loop["private"] == ["t"] and loop["lastprivate"] == ["t"]
+
+
+def test_a_scalar_whose_address_is_taken_joins_the_check_of_a_loaded_pointer(tmp_path):
+    found = verdicts(tmp_path, """
+        #include <stdio.h>
+        #include <stdlib.h>
+        struct grid { double *u; };
+        int main(void) {
+          int n;
+          if (scanf("%d", &n) != 1 || n < 1) return 1;
+          struct grid g = { malloc(sizeof(double) * n) };
+          for (int i = 0; i < n; i++) g.u[i] = i;
+          printf("%f\\n", g.u[n - 1]);
+          return 0;
+        }""")
+    assert found[9]["verdict"] == "parallel"
+    assert found[9]["conditions"] == [{"kind": "no-alias", "vars": ["g.u", "n"]}]     # g.u may hold &n

@@ -248,7 +248,7 @@ class FunctionAnalysis:
         for x, y in itertools.combinations(sorted(by_base), 2):
             if (x in written_bases or y in written_bases) and self.points.may_alias(x, y):
                 result.no_alias.update((x, y))
-        result.no_alias |= self._global_scalars_under_pointer_writes(events, written_bases)
+        result.no_alias |= self._scalars_under_pointer_writes(events, written_bases)
         result.loaded = hoisting.values
         result.not_written = {n for n, v in hoisting.values.items() if v.checked}
         result.footprint, result.domains = footprints(self.model, loop, events, accesses, headers, tester.resolve)
@@ -361,23 +361,23 @@ class FunctionAnalysis:
                        f"so iteration {i2} reads the value iteration {i1} wrote at {written.location}",
                        name, "flow", written.location, read.location, pair)
 
-    def _global_scalars_under_pointer_writes(self, events, written_bases) -> set[str]:
+    def _scalars_under_pointer_writes(self, events, written_bases) -> set[str]:
         """A global scalar the loop reads could be what a written pointer points to (a caller
-        may pass its address, a loaded field may hold it): both join the no-alias condition,
-        which the runtime checks."""
+        may pass its address), and so could a local one whose address is taken if the pointer
+        was loaded from memory: both join the no-alias condition, which the runtime checks."""
         external = {b for b in written_bases if b is not None and not self.points.declared_restrict(b) and (
             self.points.unknown(b) or any(o.startswith(("param:", "global:")) for o in self.points.origins(b)))}
-        if not external:
-            return set()
+        loaded = {b for b in external if self.points.unknown(b)}
         scalars = {e.name for e in events if isinstance(e, ScalarAccess) and e.read
-                   and (v := self.model.variables.get(e.name)) is not None
-                   and v.storage in ("global", "static") and not v.ctype.is_memory}
-        return scalars | external if scalars else set()
+                   and (v := self.model.variables.get(e.name)) is not None and not v.ctype.is_memory
+                   and (v.storage in ("global", "static") or (loaded and e.name in self.address_taken))}
+        return scalars | external if scalars and external else set()
 
     def _blind(self, access: MemoryAccess) -> bool:
-        """A store that may land anywhere: through an unnamed address, a pointer loaded from
-        memory, or a pointer of unknown origin."""
-        return access.base is None or access.load is not None or self.points.unknown(access.base)
+        """A store that may land anywhere: through an unnamed address or a pointer of unknown
+        origin. (One through a pointer loaded from memory is either loaded once, and then checked
+        at run time like a pointer of unknown origin, or leaves the loop sequential.)"""
+        return access.base is None or self.points.unknown(access.base)
 
     def _iteration_local(self, loop: Loop, access: MemoryAccess) -> bool:
         """Arrays and structs declared inside the loop body are fresh in every iteration."""
