@@ -29,6 +29,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_emulator.py
 	$(PY) benchmarks/bench_launch.py
 	$(PY) benchmarks/bench_transfers.py
+	$(PY) benchmarks/bench_runtime_scaling.py
 	$(PY) benchmarks/record_sample_spaces.py
 	$(PY) benchmarks/bench_tune_strategies.py
 

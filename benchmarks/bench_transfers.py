@@ -30,7 +30,7 @@ def main() -> None:
     runs = {}
     for steps in (STEPS, 2 * STEPS):
         report = run_program(BuildOptions(sources=(source,), defines=(f"N={N}", f"STEPS={steps}")),
-                             RunOptions(device="emu", verify="program"))
+                             RunOptions(device="emu", verify="program")).to_json()
         if not report["verified"]:
             sys.exit(f"bench_transfers: not verified: {report['failures']}")
         runs[steps] = {"h2d_bytes": sum(r["h2d_bytes"] for r in report["regions"]),

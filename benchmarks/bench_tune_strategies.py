@@ -6,7 +6,8 @@ from realistic ranges (offloader/tune/synthetic.py; times are modeled), and ever
 recording (offloader/tune/replay.py format) of real measurements in results/gpu/*.json and
 of real samples with modeled GPU times in results/bench/recordings/*.json
 (benchmarks/record_sample_spaces.py), when there are some. Every case has at least 256
-configurations.
+configurations. The GPU check's results (results/gpu/) hold a partial recording per sample
+(two configurations): they are listed as skipped, with how much of the space they hold.
 
 A strategy sees each time with log-normal noise (NOISE), fixed per seed and config, like a
 median of repeats; it is judged on the noise-free times, which are the truth of the model or
@@ -40,7 +41,7 @@ sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 
 from machine import machine  # noqa: E402
 from offloader.tune import synthetic  # noqa: E402
-from offloader.tune.replay import Noisy, load_recording  # noqa: E402
+from offloader.tune.replay import Noisy, load_recordings  # noqa: E402
 from offloader.tune.session import tune  # noqa: E402
 from offloader.tune.strategies import Default, Genetic  # noqa: E402
 
@@ -50,7 +51,7 @@ NOISE = 0.02
 WITHIN = 1.05
 RANDOM_APPS = range(1, 9)
 GA = {"population": 16, "crossover_prob": 0.9, "mutation_prob": 0.05}
-GA_BUDGET = 320                 # 20 generations
+GA_BUDGET = 320                 # a cap on measurements; ga stops on its own once it has converged
 DEFAULT_BUDGET = 200            # a cap; the default strategy stops on its own well before
 # name: (strategy for a seed, budget, whether the objective reports per-region profiles)
 STRATEGIES = {
@@ -83,21 +84,23 @@ def synthetic_cases() -> list[Case]:
 
 
 def recorded_cases(*folders: str) -> tuple[list[Case], list[str]]:
-    """Complete recordings in `folders`; the others are listed as skipped."""
+    """Complete recordings in `folders` (a file may hold several: the GPU check's results
+    hold one per sample); the others are listed as skipped, with why."""
     cases, skipped = [], []
     for path in sorted(p for folder in folders for p in glob.glob(os.path.join(folder, "*.json"))):
+        where = os.path.relpath(path, ROOT)
         try:
-            recording = load_recording(path)
-        except (ValueError, KeyError, json.JSONDecodeError) as error:
-            skipped.append(f"{os.path.relpath(path, ROOT)}: {error}")
+            recordings = load_recordings(path)
+        except (ValueError, KeyError, TypeError, json.JSONDecodeError) as error:
+            skipped.append(f"{where}: {error}")
             continue
-        if not recording.complete or recording.space.size < 256:
-            skipped.append(f"{os.path.relpath(path, ROOT)}: {len(recording.outcomes)} of "
-                           f"{recording.space.size} configurations recorded (needs all, and >= 256)")
-            continue
-        name = os.path.splitext(os.path.basename(path))[0]
-        cases.append(Case(f"recorded:{name}", recording.space, recording,
-                          recording.about.get("kind", "measured"), os.path.relpath(path, ROOT)))
+        for name, recording in recordings.items():
+            if not recording.complete or recording.space.size < 256:
+                skipped.append(f"{where} ({name}): {len(recording.outcomes)} of {recording.space.size} "
+                               "configurations recorded (needs all, and >= 256; the rest replay as not_recorded)")
+                continue
+            cases.append(Case(f"recorded:{name}", recording.space, recording,
+                              recording.about.get("kind", "measured"), where))
     return cases, skipped
 
 

@@ -22,6 +22,7 @@ import os
 import sys
 import tempfile
 import time
+from dataclasses import replace
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -31,7 +32,7 @@ from offloader.codegen.kernel import generate_kernel  # noqa: E402
 from offloader.codegen.regions import top_level_types  # noqa: E402
 from offloader.runtime.plan import plan_for  # noqa: E402
 from offloader.runtime.run import PreparedProgram, RunOptions  # noqa: E402
-from offloader.tune.candidates import search_space, variant_of  # noqa: E402
+from offloader.tune.candidates import production_run, search_space, variant_of  # noqa: E402
 from offloader.tune.gpumodel import model_region, ptxas_resources  # noqa: E402
 from offloader.tune.objective import Outcome, RegionProfile  # noqa: E402
 from offloader.tune.opcount import region_ops  # noqa: E402
@@ -49,8 +50,9 @@ def record(sample: str, defines: tuple[str, ...], workdir: str) -> str:
     regions = {str(r.id): r for r in prepared.regions}
     types = top_level_types(prepared.result)
     ops = {rid: region_ops(r, types) for rid, r in regions.items()}
-    options = RunOptions(device="emu", verify="both")
-    cpu = prepared.run(RunOptions(device="emu", gpu_regions="none", verify="program"), tag="cpu")
+    options = RunOptions(device="emu", verify="both", gpu_model=GPU)
+    cpu = prepared.run(RunOptions(device="emu", gpu_regions="none", verify="program", gpu_model=GPU),
+                       tag="cpu").to_json()
     cpu_by_id = {str(r["id"]): r["cpu_seconds"] for r in cpu["regions"]}
     # each region's kernel time under each of its settings, given the call shapes of a run
     kernel_models: dict[tuple, object] = {}
@@ -64,7 +66,8 @@ def record(sample: str, defines: tuple[str, ...], workdir: str) -> str:
             plan = plan_for(kernel)
             ptx = ptxas_resources(kernel.text, GPU).get(plan.kernel)
             kernel_models[key] = model_region(plan, ops[rid], entry["shapes"], GPU, ptx, calls=entry["device_runs"],
-                                              h2d_bytes=entry["h2d_bytes"], d2h_bytes=entry["d2h_bytes"])
+                                              h2d_bytes=entry["h2d_bytes"], d2h_bytes=entry["d2h_bytes"],
+                                              copies=entry["h2d_copies"] + entry["d2h_copies"])
         return kernel_models[key]
 
     outcomes = {}
@@ -76,8 +79,11 @@ def record(sample: str, defines: tuple[str, ...], workdir: str) -> str:
             outcomes[config.key] = Outcome("ok", cpu["total_seconds"], kind="measured",
                                            regions={rid: RegionProfile(cpu_seconds=cpu_by_id[rid]) for rid in ids})
             continue
-        report = prepared.run(RunOptions(**{**options.__dict__, "gpu_regions": ",".join(gpu)}),
-                              tag="p-" + "-".join(gpu))
+        placed = replace(options, gpu_regions=",".join(gpu))
+        verified = prepared.run(placed, tag="p-" + "-".join(gpu))
+        # as ProgramObjective models it: from a production run
+        report = (production_run(prepared, placed, {}, "q-" + "-".join(gpu), verified) if verified.verified
+                  else verified).to_json()
         if not report["verified"]:
             for settings in _settings(space, gpu):
                 outcomes[space.config(settings).key] = Outcome.failure("wrong_output", report["failures"][0],
@@ -95,8 +101,9 @@ def record(sample: str, defines: tuple[str, ...], workdir: str) -> str:
                     profiles[rid] = RegionProfile(cpu_seconds=cpu_by_id[rid])
                     continue
                 m = modeled(rid, settings[rid], entry)
-                total += m.gpu_seconds - cpu_by_id[rid]
-                profiles[rid] = RegionProfile(gpu_seconds=m.gpu_seconds, transfer_seconds=m.transfer_seconds)
+                total += m.gpu_seconds + entry["host_seconds"] + entry["cpu_seconds"] - cpu_by_id[rid]
+                profiles[rid] = RegionProfile(gpu_seconds=m.gpu_seconds + entry["host_seconds"],
+                                              transfer_seconds=m.transfer_seconds, host_seconds=entry["host_seconds"])
             outcomes[space.config(settings).key] = Outcome("ok", max(total, 0.0), kind="modeled", regions=profiles)
     out = os.path.join(ROOT, "results", "bench", "recordings", f"{sample[:-2]}-{GPU}.json")
     os.makedirs(os.path.dirname(out), exist_ok=True)

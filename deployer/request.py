@@ -1,10 +1,12 @@
 """What to deploy: the plan, and the VM size that sizing chose (or the user names).
 
-plan.json (written by `offload tune`) is read for two fields and carried whole into the
-domain's metadata: `app` (a name: letters, digits, `-`, `_`, `.`) and `schema` (an integer).
+plan.json (written by `offload tune`, read through offloader/contracts/plan.py) is read for two
+fields and carried whole into the domain's metadata: `app` (a name: letters, digits, `-`, `_`,
+`.`) and `schema` (an integer).
 The size comes from one of:
-- sizing.json (`offload size`): `recommendation.{vcpus, memory_gib, fraction, vgpu_type}` and
-  the top-level `gpu_model`; used by default when it sits beside plan.json;
+- sizing.json (`offload size`, read through sizing/document.py): `recommendation.{vcpus,
+  memory_gib, fraction, vgpu_type}` and the top-level `gpu_model`; used by default when it sits
+  beside plan.json;
 - `--size NAME --gpu FRACTION`: a CPU size and a GPU share from the catalog (sizing's TOML,
   `--catalog` for another one); a fraction of 0 deploys a VM without a vGPU.
 The vGPU profile is the one sizing names (e.g. T4-4C); `--series` asks for the same share
@@ -18,8 +20,9 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
+from offloader.contracts.plan import load_plan as read_plan
 from offloader.errors import UserError
-from offloader.userfiles import read_json_object
+from sizing.document import load_sizing
 from vgpu.profiles import DEFAULT_SERIES, SERIES
 
 _APP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,40}$")
@@ -45,18 +48,16 @@ class Request:
 
 
 def load_plan(path: str | Path) -> dict:
-    data = read_json_object(path, "plan")
-    app = data.get("app")
-    if not isinstance(app, str) or not _APP_NAME.match(app):
-        raise UserError(f"`app` must be a short name (letters, digits, -, _, .), got {app!r}", file=str(path))
-    if not isinstance(data.get("schema"), int) or isinstance(data.get("schema"), bool):
-        raise UserError("`schema` must be an integer (the plan format's version)", file=str(path))
+    """The plan (offloader/contracts/plan.py), whose app also names the domain."""
+    data = read_plan(path)
+    if not _APP_NAME.match(data["app"]):
+        raise UserError(f"`app` must be a short name (letters, digits, -, _, .), got {data['app']!r}", file=str(path))
     return data
 
 
 def request_from_sizing(plan_path: str | Path, sizing_path: str | Path, series: str | None) -> Request:
     plan = load_plan(plan_path)
-    sizing = read_json_object(sizing_path, "sizing")
+    sizing = load_sizing(sizing_path)
     rec = sizing.get("recommendation")
     where = str(sizing_path)
     if not isinstance(rec, dict):

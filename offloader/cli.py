@@ -64,6 +64,8 @@ def analyze(options: BuildOptions, as_json: bool, only: tuple[str, ...], never: 
               help="A GPU through pycuda, or the emulator (auto: the GPU when there is one).")
 @click.option("--order", type=click.Choice(["forward", "reverse", "shuffle"]), default="forward",
               help="Emulator: order of blocks and threads (reverse/shuffle expose order-dependent kernels).")
+@click.option("--gpu-model", default="t4", show_default=True, metavar="NAME",
+              help="Emulator: the GPU whose launch shapes (grid sizes) to run: t4, a100, h100 or h200.")
 @click.option("--verify", type=click.Choice(["region", "program", "both", "none"]), default="both",
               help="Check each region against its CPU loop, the whole output against the CPU original, or both.")
 @click.option("--args", "program_args", default="", metavar="'ARGS'", help="Arguments for the program, quoted.")
@@ -74,7 +76,7 @@ def analyze(options: BuildOptions, as_json: bool, only: tuple[str, ...], never: 
               help="Memory each run of the program may use (a cgroup; GPU initialisation is not affected).")
 @click.option("--keep", "workdir", default=None, metavar="DIR", help="Build and run in DIR and keep it.")
 @click.option("--json", "as_json", is_flag=True, help="Write the machine-readable report to stdout.")
-def run(options: BuildOptions, gpu_regions, device, order, verify, program_args, rtol, ignore, timeout,
+def run(options: BuildOptions, gpu_regions, device, order, gpu_model, verify, program_args, rtol, ignore, timeout,
         memory_limit, workdir, as_json):
     """Build once, run with the chosen regions on a GPU or the emulator, and verify."""
     import shlex
@@ -85,13 +87,18 @@ def run(options: BuildOptions, gpu_regions, device, order, verify, program_args,
     if gpu_regions not in ("all", "none") and not all(p.strip().isdigit() for p in gpu_regions.split(",")):
         raise UserError(f"--gpu-regions takes all, none or region numbers like 1,3; got `{gpu_regions}`")
     progress = None if as_json else (lambda message: click.echo(f"offload: {message}", err=True))
+    from .tune.gpumodel import gpu_specs
+
+    if gpu_model.lower() not in gpu_specs():
+        raise UserError(f"--gpu-model {gpu_model}: unknown; choose from {', '.join(sorted(gpu_specs()))}")
     report = run_program(options, RunOptions(gpu_regions, device, order, verify, tuple(shlex.split(program_args)),
-                                             rtol, tuple(ignore), timeout, memory_limit << 20, workdir, progress))
+                                             rtol, tuple(ignore), timeout, memory_limit << 20, workdir, progress,
+                                             gpu_model.lower()))
     if as_json:
-        click.echo(json.dumps(report, indent=2))
+        click.echo(json.dumps(report.to_json(), indent=2))
     else:
         render_run(report)
-    if not report["verified"]:
+    if not report.verified:
         raise SystemExit(1)
 
 

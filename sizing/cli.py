@@ -23,6 +23,7 @@ from offloader.buildopts import BuildOptions
 from offloader.cliutil import user_errors
 from offloader.errors import UserError
 
+from .document import GENERATOR
 from .policies import POLICY_NAMES
 
 NOTHING_FEASIBLE = 1
@@ -131,7 +132,7 @@ def _size_batch(jobs_path: Path, catalog, options, out: str | None, as_json: boo
     rows = size_batch(jobs, catalog, options, out_dir)
     written = write_batch(rows, out_dir)
     if as_json:
-        click.echo(json.dumps({"schema": 1, "generator": "offload size", "batch": str(jobs_path),
+        click.echo(json.dumps({"schema": 1, "generator": GENERATOR, "batch": str(jobs_path),
                                "apps": rows}, indent=2))
     else:
         from rich.table import Table

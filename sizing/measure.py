@@ -1,10 +1,11 @@
 """`offload profile`: measure the CPU part's time pinned to 1, 2, 4 ... cores.
 
-Until `offload tune` produces a tuned program, the CPU part is the whole program built for the
-CPU with gcc -O2 (nothing offloaded). Each core count k runs the program `repetitions` times with
-its CPU affinity set to k cores (sched_setaffinity in the child before exec) and OMP_NUM_THREADS
-(and the BLAS equivalents) set to k; the median wall time is the point. Only core counts the
-host has are measured; the others are extrapolated with an Amdahl fit (sizing/scaling.py).
+The CPU part is measured as the whole program built as the CPU baseline (hostprog/baseline.py,
+the build `offload run` and `offload tune` compare against), nothing offloaded. Each core count
+k runs the program `repetitions` times with its CPU affinity set to k cores (sched_setaffinity
+in the child before exec) and OMP_NUM_THREADS (and the BLAS equivalents) set to k; the median
+wall time is the point. Only core counts the host has are measured; the others are
+extrapolated with an Amdahl fit (sizing/scaling.py).
 """
 
 from __future__ import annotations
@@ -21,12 +22,12 @@ from pathlib import Path
 
 from offloader.buildopts import BuildOptions
 from offloader.errors import UserError
+from offloader.hostprog.baseline import build_cpu_baseline, cpu_baseline
+from offloader.hostprog.compiler import BuildError
 
 from .scaling import ScalingPoint, complete, fit_amdahl, predict, serial_fraction_from_usage
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-COMPILER = "gcc"
-BASE_FLAGS = ("-O2",)
 
 
 @dataclass(frozen=True)
@@ -52,20 +53,16 @@ class Runs:
 
 
 def build(options: BuildOptions, workdir: Path) -> tuple[Path, list[str]]:
-    """Compile the program for the CPU; returns the executable and the command used."""
+    """The CPU baseline built in workdir: its executable and the command that built it."""
     for source in options.sources:
         if not Path(source).is_file():
             raise UserError("no such source file", file=source)
-    exe = workdir / "cpu_part"
-    command = [COMPILER, *BASE_FLAGS, *options.preprocessor_flags(), *options.sources, "-o", str(exe), "-lm"]
     try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=300)
-    except FileNotFoundError:
-        raise UserError(f"{COMPILER} is not installed; it is needed to build the program") from None
-    if done.returncode != 0:
-        first = next((line for line in done.stderr.splitlines() if "error" in line), done.stderr.strip())
-        raise UserError(f"the build failed: {first}", file=options.sources[0])
-    return exe, command
+        exe = build_cpu_baseline(options, str(workdir))
+        return Path(exe), cpu_baseline(options).command(exe)
+    except BuildError as exc:
+        first = next((line for line in exc.output.splitlines() if "error" in line), exc.output.strip())
+        raise UserError(f"the build failed: {first}", file=options.sources[0]) from None
 
 
 def host_cores() -> list[int]:
@@ -115,8 +112,9 @@ def profile_cpu(options: BuildOptions, args: str, core_counts: list[int], repeti
     if not measurable:
         raise UserError(f"none of the core counts {core_counts} can be measured: this host lets "
                         f"offload use {len(available)} core(s)")
+    baseline = cpu_baseline(options)
     with tempfile.TemporaryDirectory(prefix="offload-profile-") as tmp:
-        exe, command = build(options, Path(tmp))
+        exe, _ = build(options, Path(tmp))
         runs = [run_pinned(exe, shlex.split(args), available[:k], repetitions, timeout) for k in measurable]
     measured = {r.cores: ScalingPoint(r.cores, r.wall, "measured") for r in runs}
     points = complete(measured, core_counts)
@@ -138,8 +136,9 @@ def profile_cpu(options: BuildOptions, args: str, core_counts: list[int], repeti
         "spread": {str(r.cores): round(r.spread, 4) for r in runs},
         "cpu_seconds": {str(r.cores): round(r.cpu, 6) for r in runs},
         "pinning": "sched_setaffinity to the first k allowed CPUs; " + ", ".join(THREAD_VARIABLES) + " = k",
-        "what": "the whole program built for the CPU (no tuned program yet), so the CPU part is all of it",
-        "build": shlex.join([*command[:-3], "-o", "cpu_part", "-lm"]),
+        "what": "the whole program built as the CPU baseline, so the CPU part is all of it",
+        "build": baseline.describe(),
+        "baseline": baseline.fingerprint(),
         "args": args,
     }
     return points, info

@@ -12,7 +12,9 @@ from pathlib import Path
 
 from offloader.errors import UserError
 
-MARKS = ('"generator": "offload size"', '<meta name="generator" content="offload size">')
+from .document import GENERATOR
+
+MARKS = (f'"generator": "{GENERATOR}"', f'<meta name="generator" content="{GENERATOR}">')
 
 
 def write_all(files: dict[Path, str]) -> None:

@@ -150,20 +150,27 @@ class _Lump:
     precision: str
 
 
-def cpu_seconds(profile: Profile, vcpus: list[int]) -> tuple[dict[int, tuple[float, str]], str]:
-    """The CPU part's time for each vCPU count, with its kind, and a note saying where it came from."""
+def cpu_seconds(profile: Profile, vcpus: list[int]) -> tuple[dict[int, tuple[float, str]], str, str]:
+    """The CPU part's time for each vCPU count with its kind, a note saying where it came from,
+    and how it scales: "measured" (cpu_scaling) or "assumed" (flat, without one)."""
     ref, base = profile.threads_used_by_cpu_part, profile.cpu_part_seconds
-    if profile.cpu_scaling:
+    stale = (bool(profile.cpu_scaling) and None not in (profile.baseline, profile.cpu_scaling_baseline)
+             and profile.baseline != profile.cpu_scaling_baseline)
+    if profile.cpu_scaling and not stale:
         points = complete(profile.cpu_scaling, sorted(set(vcpus) | {ref}))
         times = {v: (base * points[v].seconds / points[ref].seconds,
                      max(points[v].kind, points[ref].kind, key=SCALING_KINDS.index)) for v in vcpus}
         measured = [str(n) for n, p in profile.cpu_scaling.items() if p.kind == "measured"]
         return times, (f"CPU part: {base:g} s with {ref} thread(s), scaled by cpu_scaling measured on "
-                       f"{', '.join(measured)} core(s); other vCPU counts from its Amdahl fit")
+                       f"{', '.join(measured)} core(s); other vCPU counts from its Amdahl fit"), "measured"
+    why = ("its cpu_scaling was measured for another build of the program than these times (run `offload "
+           "profile` with tune's sources and options)" if stale else "there is no cpu_scaling")
     if ref == 1:
         return ({v: (base, "assumed") for v in vcpus},
                 "CPU part: single-threaded (threads_used_by_cpu_part = 1), so assumed flat across "
-                "vCPUs; run `offload profile` to measure it")
+                f"vCPUs, not measured ({why}); run `offload profile` to measure it", "assumed")
+    if stale:
+        raise UserError(f"the CPU part uses {ref} threads and {why}", file=profile.path)
     raise UserError("cpu_scaling is missing, and the CPU part uses "
                     f"{ref} threads: run `offload profile DIR --program app.c` to measure how it "
                     "scales with cores", file=profile.path)
@@ -187,13 +194,14 @@ class Predictions:
     items: tuple[Prediction, ...]
     board: BoardTimes
     notes: tuple[str, ...]      # where each part's numbers come from, in words
+    cpu_scaling: str            # "measured" or "assumed": how the CPU part's time follows the vCPUs
 
 
 def predict_all(profile: Profile, catalog: Catalog, occupancy: int | None) -> Predictions:
     """One prediction per (CPU size, vGPU slice) pair, and the notes that say what is modeled."""
     check_sizable(profile)
     board = board_times(profile, catalog)
-    cpu_times, cpu_note = cpu_seconds(profile, [c.vcpus for c in catalog.cpus])
+    cpu_times, cpu_note, cpu_scaling = cpu_seconds(profile, [c.vcpus for c in catalog.cpus])
     notes = [cpu_note, *board.notes]
     if catalog.policy == "mig":
         notes.append("MIG: each region's time is divided by the slice's compute fraction if it is "
@@ -226,7 +234,7 @@ def predict_all(profile: Profile, catalog: Catalog, occupancy: int | None) -> Pr
             seconds, kind = cpu_times[cpu.vcpus]
             out.append(Prediction(cpu, gpu, seconds, kind, slice_seconds, idle_seconds, gpu_kind, share,
                                   board.transfer_seconds, board.kind, tuple(host)))
-    return Predictions(tuple(out), board, tuple(notes))
+    return Predictions(tuple(out), board, tuple(notes), cpu_scaling)
 
 
 def _mig_fraction(gpu: GpuSlice, compute: bool | None) -> float:

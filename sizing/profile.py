@@ -1,13 +1,21 @@
-"""profile.json: the measured (or modeled) times the sizer predicts from.
+"""profile.json: the measured (or modeled) times the sizer predicts from. This module is its
+contract: the writers (`offload tune`, `offload profile`) and the reader (the sizer) use it.
 
-`offload tune` (issue 4) writes the GPU side: kernel and transfer times on the device that ran
-them, memory peaks and a per-region breakdown. `offload profile` adds `cpu_scaling`, the CPU
-part's time pinned to 1, 2, 4 ... cores:
+The file has two parts and each has one writer:
+- `offload tune` owns the times (`write_tuned`): kernel and transfer times on the device that
+  ran them, the CPU part, memory peaks, a per-region breakdown, and `baseline`, the CPU
+  baseline they were measured against ({"fingerprint", "build"}, hostprog/baseline.py);
+- `offload profile` owns SCALING_PART (`write_cpu_scaling`): the CPU baseline's time pinned
+  to 1, 2, 4 ... cores, and the fit, which names the baseline it measured:
 
     "cpu_scaling": {"1": {"seconds": 2.01, "kind": "measured"},
                     "2": {"seconds": 1.07, "kind": "measured"},
                     "4": {"seconds": 0.60, "kind": "extrapolated"}},
-    "cpu_scaling_fit": {"model": "amdahl", "serial_fraction": 0.06, "host_cores": 2, ...}
+    "cpu_scaling_fit": {"model": "amdahl", "serial_fraction": 0.06, "host_cores": 2,
+                        "baseline": "3f9c...", ...}
+
+Each writer replaces only its own part: a new tune keeps a scaling measured for the same
+program and build, and drops (and says so) one measured for another.
 
 Every field is checked here with an error that names the file and the field; the sizer then
 only asks which of the fields it needs are present.
@@ -27,6 +35,7 @@ from .scaling import SCALING_KINDS, ScalingPoint
 from .validate import Fields
 
 SCHEMA = 1
+SCALING_PART = ("cpu_scaling", "cpu_scaling_fit")
 PROFILE_KINDS = ("measured", "modeled", "emulated")
 PRECISIONS = ("fp32", "fp64")
 GPU_FIELDS = ("kind", "device", "gpu_kernel_seconds", "transfer_seconds", "device_memory_bytes")
@@ -59,6 +68,8 @@ class Profile:
     regions: tuple[Region, ...]
     cpu_scaling: dict[int, ScalingPoint]
     precision: str | None
+    baseline: str | None = None                 # fingerprint of the CPU baseline tune measured against
+    cpu_scaling_baseline: str | None = None     # ... and of the one `offload profile` pinned to cores
 
     def missing(self, names: tuple[str, ...]) -> list[str]:
         return [n for n in names if getattr(self, n) is None]
@@ -85,7 +96,15 @@ def load_profile(path: str | Path) -> Profile:
         regions=tuple(_region(r, i, shown) for i, r in enumerate(f.list("regions", required=False) or [])),
         cpu_scaling=_scaling(f.table.get("cpu_scaling"), shown),
         precision=f.string("precision", required=False, choices=PRECISIONS),
+        baseline=_fingerprint(f.table.get("baseline"), "baseline", shown),
+        cpu_scaling_baseline=_fingerprint(f.table.get("cpu_scaling_fit"), "cpu_scaling_fit", shown, "baseline"),
     )
+
+
+def _fingerprint(table: object, where: str, file: str, key: str = "fingerprint") -> str | None:
+    if table is None:
+        return None
+    return Fields(table, where, file).string(key, required=False)
 
 
 def _region(table: object, index: int, file: str) -> Region:
@@ -113,17 +132,46 @@ def _scaling(table: object, file: str) -> dict[int, ScalingPoint]:
 
 
 def write_cpu_scaling(path: Path, app: str, points: dict[int, ScalingPoint], fit: dict) -> None:
-    """Create profile.json with the CPU scaling, or replace just those fields in an existing one."""
-    if path.exists():
-        data = read_json_object(path, "profile")
-        if not isinstance(data.get("schema"), int):
-            raise UserError("exists but has no schema field, so it is not an offload profile; "
-                            "not overwritten", file=str(path))
-    else:
-        data = {"schema": SCHEMA, "app": app}
+    """`offload profile`'s part: create profile.json with the CPU scaling, or replace just
+    SCALING_PART in an existing one. `fit["baseline"]` names the baseline that was measured."""
+    data = _existing(path) or {"schema": SCHEMA, "app": app}
     data["cpu_scaling"] = {str(n): {"seconds": round(p.seconds, 6), "kind": p.kind}
                            for n, p in points.items()}
     data["cpu_scaling_fit"] = fit
+    _write(path, data)
+
+
+def write_tuned(path: Path, document: dict) -> str | None:
+    """`offload tune`'s part: the whole file but SCALING_PART, which is kept when it was
+    measured for the baseline `document["baseline"]` names. Returns what became of a scaling
+    that was there (None when there was none)."""
+    data = dict(document, schema=SCHEMA)
+    old = _existing(path) or {}
+    note = None
+    if "cpu_scaling" in old:
+        measured_for = (old.get("cpu_scaling_fit") or {}).get("baseline")
+        if measured_for is not None and measured_for == (document.get("baseline") or {}).get("fingerprint"):
+            data.update({k: old[k] for k in SCALING_PART if k in old})
+            note = "kept the CPU scaling `offload profile` measured for this program and build"
+        else:
+            note = ("dropped the CPU scaling in profile.json: it was measured for another build of the program; "
+                    "run `offload profile` again with the same sources and options")
+    _write(path, data)
+    return note
+
+
+def _existing(path: Path) -> dict | None:
+    if not path.exists():
+        return None
+    data = read_json_object(path, "profile")
+    if not isinstance(data.get("schema"), int):
+        raise UserError("exists but has no schema field, so it is not an offload profile; "
+                        "not overwritten", file=str(path))
+    return data
+
+
+def _write(path: Path, data: dict) -> None:
+    """Written whole or not at all: a reader never sees half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")

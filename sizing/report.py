@@ -14,6 +14,7 @@ import json
 import math
 from pathlib import Path
 
+from .document import GENERATOR
 from .outputs import write_all
 
 CPU_COLOUR, GPU_COLOUR, TRANSFER_COLOUR = "#4e79a7", "#59a14f", "#f28e2b"
@@ -110,7 +111,7 @@ def _e(value: object) -> str:
 
 def _page(title: str, body: str) -> str:
     return (f'<!DOCTYPE html>\n<html lang=en><head><meta charset="utf-8">\n'
-            f'<meta name="generator" content="offload size">\n<title>{_e(title)}</title>\n'
+            f'<meta name="generator" content="{GENERATOR}">\n<title>{_e(title)}</title>\n'
             f"<style>{STYLE}</style></head><body>{body}</body></html>\n")
 
 

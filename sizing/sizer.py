@@ -1,4 +1,4 @@
-"""`size()`: a profile and a catalog in, the sizing document (sizing.json) out.
+"""`size()`: a profile and a catalog in, the sizing document (sizing.json, document.py) out.
 
 This is the stage's Python entry point; the CLI, the batch mode and the reports all work from the
 dictionary it returns, which is also what `offload size --json` prints.
@@ -9,12 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .catalog import Catalog
+from .document import GENERATOR, SCHEMA
 from .policies import POLICY_NAMES, Candidate, choose, evaluate, explain, pareto
 from .predict import predict_all
 from .profile import Profile
-
-SCHEMA = 1
-GENERATOR = "offload size"
 
 
 @dataclass(frozen=True)
@@ -58,6 +56,7 @@ def size(profile: Profile, catalog: Catalog, options: Options = Options()) -> di
                         "board_occupancy": options.board_occupancy, "assume_idle": options.assume_idle},
         "recommendation": _candidate(chosen, on_front, best_effort) if chosen else None,
         "comparison": comparison,
+        "cpu_scaling": predictions.cpu_scaling,
         "ratio": {"rho": rho, "cpu_part_seconds": profile.cpu_part_seconds, "gpu_part_seconds": gpu_part,
                   "gpu_part_kind": board.kind},
         "pareto": [c.name for c in front],

@@ -29,6 +29,15 @@ def test_the_cupy_device_module_and_the_emulator_load_no_gpu_library():
     assert done.stdout.strip() == ""
 
 
+def test_the_gpu_library_can_be_narrowed_to_one(monkeypatch):
+    _without(monkeypatch, "pycuda", "pycuda.driver", "cupy")
+    monkeypatch.setenv("OFFLOAD_GPU_LIBRARY", "cupy")
+    library, why = gpu_library()
+    assert library is None and "CuPy is not installed" in why and "pycuda" not in why
+    monkeypatch.setenv("OFFLOAD_GPU_LIBRARY", "opencl")
+    assert gpu_library() == (None, "$OFFLOAD_GPU_LIBRARY is 'opencl': it must be pycuda or cupy")
+
+
 def test_without_pycuda_and_cupy_auto_is_the_emulator_and_says_why(monkeypatch):
     _without(monkeypatch, "pycuda", "pycuda.driver", "cupy")
     kind, why = choose_kind("auto")

@@ -16,7 +16,8 @@ import pytest
 from offloader.analysis import analyze_program
 from offloader.buildopts import BuildOptions
 from offloader.codegen.regions import find_regions
-from offloader.hostprog.build import build_host_library, build_reference_program
+from offloader.hostprog.baseline import build_cpu_baseline
+from offloader.hostprog.build import build_host_library
 from offloader.hostprog.compiler import BuildError
 from offloader.hostprog.runner import RUNNER_FAILED, runner_command, runner_env
 
@@ -33,7 +34,7 @@ def host_build(tmp_path, *sources, reference=True, **options):
     result = analyze_program(opts)
     regions, _ = find_regions(result)
     host = build_host_library(result, regions, opts, str(tmp_path / "host"))
-    return host, (build_reference_program(opts, str(tmp_path / "reference")) if reference else None)
+    return host, (build_cpu_baseline(opts, str(tmp_path / "reference")) if reference else None)
 
 
 def run_both(host, reference, args=(), stats=None, **kwargs):
@@ -439,7 +440,7 @@ def test_a_link_error_is_a_typed_error_for_both_builds(tmp_path):
     with pytest.raises(BuildError, match="undefined reference to `missing'"):
         build_host_library(result, find_regions(result)[0], opts, str(tmp_path / "host"))
     with pytest.raises(BuildError, match="missing"):
-        build_reference_program(opts, str(tmp_path / "reference"))
+        build_cpu_baseline(opts, str(tmp_path / "reference"))
 
 
 def test_the_runner_says_when_it_cannot_load_the_program(tmp_path):

@@ -13,7 +13,8 @@ import pytest
 from offloader.analysis import analyze_program
 from offloader.buildopts import BuildOptions
 from offloader.codegen.regions import find_regions
-from offloader.hostprog.build import build_host_library, build_reference_program
+from offloader.hostprog.baseline import build_cpu_baseline
+from offloader.hostprog.build import build_host_library
 from offloader.hostprog.runner import runner_command, runner_env
 
 SAMPLES = sorted((Path(__file__).resolve().parent.parent / "samples").glob("*.c"))
@@ -45,7 +46,7 @@ def build(tmp_path, sources, **options):
     result = analyze_program(opts)
     regions, _ = find_regions(result)
     host = build_host_library(result, regions, opts, str(tmp_path / "host"))
-    return host, build_reference_program(opts, str(tmp_path / "reference"))
+    return host, build_cpu_baseline(opts, str(tmp_path / "reference"))
 
 
 def run(host, dispatcher, stats=None):

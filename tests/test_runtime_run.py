@@ -18,7 +18,7 @@ SAMPLES = sorted((ROOT / "samples").glob("*.c"))
 
 
 def run(path, **options):
-    return run_program(BuildOptions(sources=(str(path),)), RunOptions(device="emu", **options))
+    return run_program(BuildOptions(sources=(str(path),)), RunOptions(device="emu", **options)).to_json()
 
 
 @pytest.mark.parametrize("order", ["forward", "reverse", "shuffle"])
@@ -43,8 +43,16 @@ def test_a_wrong_kernel_is_caught_by_region_verification(tmp_path):
                "--dispatcher", "device", "--stats", str(stats), "--plans", str(tmp_path / "w" / "plans.json"),
                "--kernels", str(kernels), "--device", "emu", "--verify-regions", "--"]
     subprocess.run(command, capture_output=True, timeout=120, check=False)
-    mismatches = json.loads(stats.read_text())["regions"]["0"]["mismatches"]
-    assert report["verified"] and mismatches and mismatches[0]["array"] == "y"
+    region = json.loads(stats.read_text())["regions"]["0"]
+    assert report["verified"] and region["mismatches"] and region["mismatches"][0]["array"] == "y"
+    assert region["max_rel_error"] > 0.01 and report["regions"][0]["max_rel_error"] < 1e-6
+
+
+def test_nvcc_flags_reach_no_emulator_and_each_region_says_its_largest_error(monkeypatch):
+    monkeypatch.setenv("OFFLOAD_NVCC_FLAGS", "-fmad=false")          # g++ would reject it
+    report = run(ROOT / "samples" / "reductions.c")
+    assert report["verified"], report["failures"]
+    assert all(r["max_rel_error"] is not None and 0 <= r["max_rel_error"] < 1e-6 for r in report["regions"])
 
 
 def test_overlapping_pointers_fall_back_to_the_cpu_and_still_verify(tmp_path):
@@ -165,7 +173,7 @@ def test_arrays_stay_on_the_device_across_time_steps(tmp_path):
 def test_a_harness_in_a_second_file_with_typedefs_structs_and_overlap():
     fixtures = ROOT / "tests" / "fixtures" / "programs"
     report = run_program(BuildOptions(sources=(str(fixtures / "harness_main.c"), str(fixtures / "harness_kernels.c"))),
-                         RunOptions(device="emu", order="shuffle", args=("40",)))
+                         RunOptions(device="emu", order="shuffle", args=("40",))).to_json()
     assert report["verified"], report["failures"]
     by_line = {(Path(r["location"]).name.split(":")[0], r["line"]): r for r in report["regions"]}
     assert by_line[("harness_kernels.c", 5)]["device_runs"] == 1            # triangular nest

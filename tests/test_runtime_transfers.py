@@ -22,7 +22,7 @@ def run(tmp_path, name, text, defines=(), verify="program", **options):
 
 def run_file(src, defines=(), verify="program", **options):
     report = run_program(BuildOptions(sources=(str(src),), defines=tuple(defines)),
-                         RunOptions(device="emu", verify=verify, **options))
+                         RunOptions(device="emu", verify=verify, **options)).to_json()
     assert report["verified"], report["failures"]
     return report
 

@@ -17,6 +17,7 @@ import pytest
 from sizing_support import invoke, write_profile
 
 from offloader.buildopts import BuildOptions
+from offloader.hostprog.baseline import cpu_baseline
 from sizing.measure import Runs, build, host_cores, run_pinned
 from sizing.scaling import predict, serial_fraction_from_usage
 
@@ -86,7 +87,9 @@ def test_offload_profile_writes_measured_and_extrapolated_points(tmp_path):
     assert kinds == {n: ("measured" if int(n) <= cores else "extrapolated") for n in ("1", "2", "4")}
     fit = doc["cpu_scaling_fit"]
     assert fit["host_cores"] == cores and fit["repetitions"] == 2 and fit["model"] == "amdahl"
-    assert fit["build"].startswith("gcc -O2 -DSERIAL=2000 -DPARALLEL=6000 ")
+    baseline = cpu_baseline(BuildOptions((str(PROGRAM),), defines=("SERIAL=2000", "PARALLEL=6000")))
+    assert fit["build"] == baseline.describe() and fit["baseline"] == baseline.fingerprint()   # what run and tune build
+    assert fit["build"].startswith(f"{baseline.compiler} -O2 -std=gnu11 -DSERIAL=2000 -DPARALLEL=6000 ")
     assert json.loads(result.stdout)["cpu_scaling"]["1"]["kind"] == "measured"
     # without GPU times the profile cannot be sized yet, and sizing says why
     result = invoke("size", out / "profile.json")

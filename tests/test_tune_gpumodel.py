@@ -17,6 +17,7 @@ from offloader.tune import gpumodel
 from offloader.tune.gpumodel import (ModelError, compare_with_measured, gpu_spec, gpu_specs, iterations,
                                      model_program, model_run, occupancy, ptxas_resources)
 from offloader.tune.opcount import region_ops
+from offloader.tune.replay import load_recorded_runs
 from sizing.gpu_models import PCIE_X16_GBPS
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
@@ -34,7 +35,7 @@ class Kept:
 
     def __init__(self, path, folder, defines=()):
         options = BuildOptions((str(path),), defines=tuple(defines))
-        self.report = run_program(options, RunOptions(device="emu", workdir=str(folder)))
+        self.report = run_program(options, RunOptions(device="emu", workdir=str(folder))).to_json()
         assert self.report["verified"], self.report["failures"]
         self.folder = next(Path(folder).rglob("plans.json")).parent
         self.plans = json.loads((self.folder / "plans.json").read_text())
@@ -294,3 +295,45 @@ def test_every_gpu_model_has_its_figures():
         assert math.isclose(spec.board.peak_flops("fp32"), spec.board.fp32_tflops * 1e12)
     with pytest.raises(ValueError, match="known"):
         gpu_spec("v100x")
+
+
+# ---- replay of GPU recordings ----------------------------------------------------------------------
+ROOT = SAMPLES.parent
+RECORDED = sorted((ROOT / "results" / "gpu").glob("*.json"))       # scripts/gpu-check.sh on a GPU
+PARTIAL = Path(__file__).parent / "fixtures" / "gpu" / "partial-check.json"
+
+
+@pytest.mark.parametrize("path", [PARTIAL, *RECORDED], ids=lambda p: p.name)
+def test_recorded_gpu_runs_are_modeled_again_and_what_is_missing_is_not_recorded(path):
+    """Each sample's run a GPU check recorded is modeled again from its call shapes and plans
+    and compared with its measured times; a sample whose run was not recorded says why. On a
+    real recording the model must land within a factor of 100 of every kernel that ran 0.1 ms
+    or more: a sanity bound (the errors themselves are in the check's result)."""
+    runs = load_recorded_runs(path)
+    if not runs:
+        pytest.skip(f"{path.name} holds no sample runs")
+    gpu = (json.loads(path.read_text()).get("gpu") or {}).get("model") or "h200"
+    assert any(run.recorded for run in runs) or all(run.reason for run in runs)
+    for run in runs:
+        if not run.recorded:
+            assert run.reason and run.plans is None
+            continue
+        report = dict(run.report)
+        model = model_program(report, run.plans, ops_of(ROOT / run.sample, run.defines), gpu, {})
+        rows = compare_with_measured(model, report)
+        ran = {r["id"] for r in report["regions"] if r["device_runs"] and r["shapes"]}
+        assert {row["region"] for row in rows if row["status"] == "compared"} == ran
+        for row in (row for row in rows if row["status"] == "compared"):
+            assert row["kernel_error"] is None or math.isfinite(row["kernel_error"])
+            if path != PARTIAL and row["measured_kernel_seconds"] >= 1e-4:
+                assert 0.01 <= row["modeled_kernel_seconds"] / row["measured_kernel_seconds"] <= 100, row
+
+
+def test_a_region_the_measured_run_lacks_is_not_recorded(matmul):
+    model = matmul.model("h200")
+    first = model.regions[0].region
+    measured = {**matmul.report, "timing": "measured",
+                "regions": [r for r in matmul.report["regions"] if r["id"] != first]}
+    rows = {row["region"]: row for row in compare_with_measured(model, measured)}
+    assert rows[first]["status"] == "not_recorded" and "kernel_error" not in rows[first]
+    assert {row["status"] for region, row in rows.items() if region != first} == {"compared"}

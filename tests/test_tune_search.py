@@ -7,12 +7,13 @@ cost model of a small program.
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import optuna
 import pytest
 
 from offloader.tune.objective import Outcome, RegionProfile
-from offloader.tune.replay import Noisy, load_recording, save_recording
+from offloader.tune.replay import Noisy, load_recording, load_recordings, save_recording
 from offloader.tune.session import tune
 from offloader.tune.space import Region, Space
 from offloader.tune.strategies import Default, Exhaustive, Genetic, make
@@ -87,12 +88,13 @@ def test_space_rejects_bad_names_and_values():
 
 
 def test_ga_with_settings_genes_finds_the_optimum_and_cpu_genes_collapse():
-    """The GA with settings genes draws settings for CPU regions too; they name the same config."""
+    """The GA with settings genes draws settings for CPU regions too; they name the same config.
+    It converges before it spends the budget of measurements, and then stops."""
     app = small_app()
     counting = Counting(app)
     result = tune(app.space(), counting, Genetic(seed=1, population=8, settings=True), identity={}, budget=160)
     assert len(counting.keys) == len(set(counting.keys)) == result.measured
-    assert result.trials == 160 and result.measured < result.trials
+    assert result.stopped == "done" and result.measured < min(160, result.trials)
     assert result.best_outcome.seconds == pytest.approx(optimum(app))
 
 
@@ -127,7 +129,7 @@ def test_ga_finds_the_best_placement_at_default_settings():
                    key=lambda c: app.evaluate(c).fitness)
     result = tune(space, app, Genetic(seed=0, population=8), identity={}, budget=80)
     assert result.best == defaults
-    assert result.trials == 80 and result.measured <= 8
+    assert result.stopped == "done" and result.measured <= 8 < result.trials
 
 
 def test_ga_needs_a_budget_and_make_knows_the_strategies():
@@ -265,3 +267,31 @@ def test_the_model_parts_of_tune_do_not_import_optuna():
             "offloader.tune.replay\nprint('optuna' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "False"
+
+
+PARTIAL = Path(__file__).parent / "fixtures" / "gpu" / "partial-check.json"
+
+
+def test_a_partial_gpu_recording_replays_what_it_lacks_as_not_recorded():
+    """The GPU check records two configurations of each sample (all on the CPU, all on the GPU
+    at the defaults): every other one replays as not_recorded, and a strategy still runs."""
+    (name, recording), = load_recordings(PARTIAL).items()
+    assert name == "partial-check:saxpy" and not recording.complete and len(recording.outcomes) == 2
+    space = recording.space
+    assert recording.evaluate(space.all_cpu()).ok and recording.evaluate(space.config(space.ids)).ok
+    missing = recording.evaluate(space.config([space.ids[0]]))
+    assert missing.status == "not_recorded" and missing.fitness == float("inf")
+    assert "not in the recording" in missing.reason
+    assert Noisy(recording, 0.05, seed=1).evaluate(space.config([space.ids[0]])).status == "not_recorded"
+    result = tune(space, recording, Default(seed=0), identity={"case": "partial"}, budget=20)
+    assert result.best is not None and result.best.key in recording.outcomes
+
+
+def test_the_strategy_benchmark_lists_partial_recordings_as_skipped():
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    from bench_tune_strategies import recorded_cases
+
+    cases, skipped = recorded_cases(str(PARTIAL.parent))
+    (recording,) = load_recordings(PARTIAL).values()
+    assert cases == [] and len(skipped) == 1
+    assert f"2 of {recording.space.size} configurations recorded" in skipped[0] and "not_recorded" in skipped[0]

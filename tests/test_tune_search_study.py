@@ -68,8 +68,8 @@ def test_strategies_share_the_measurements_of_one_identity(tmp_path):
     known = {t.user_attrs["config"] for t in trials(db, default) if t.user_attrs["measured"]}
     counting = Counting(app)
     ga = tune(app.space(), counting, Genetic(seed=0, population=8), identity=IDENTITY, storage=db, budget=40)
-    assert (ga.opened.state, ga.opened.reused, ga.trials) == ("new", default.measured, 40)
-    assert ga.measured == len(counting.keys) and not known & set(counting.keys)
+    assert (ga.opened.state, ga.opened.reused) == ("new", default.measured)
+    assert ga.measured == len(counting.keys) <= 40 < ga.trials and not known & set(counting.keys)
     cached = {t.user_attrs["config"] for t in trials(db, ga) if not t.user_attrs["measured"]}
     assert cached & known
 

@@ -25,16 +25,19 @@ from .regions import Param, Region, element_text
 AXES = "xyz"
 SHARED_SLOTS = 1024                  # the most threads a block may have
 DEFAULT_BLOCK = {1: (256, 1, 1), 2: (32, 8, 1), 3: (32, 4, 2)}   # x along the contiguous loop
+DEFAULT_WAVES = 4                    # grid: blocks that fill every multiprocessor this many times
 FLOAT_TYPES = {"float", "double"}
 
 
 @dataclass(frozen=True)
 class Variant:
-    """How a region's kernel is launched: block shape, loop-to-axis map, reduction scheme."""
+    """How a region's kernel is launched: block shape, grid size, loop-to-axis map, reduction
+    scheme."""
 
     block: Optional[tuple[int, int, int]] = None   # None: DEFAULT_BLOCK for the nest's depth
     axes: Optional[tuple[int, ...]] = None         # axes[k]: grid axis of mapped loop k (0=x)
     reduction: str = "tree"                        # "tree" (deterministic) or "atomic" (+ only)
+    waves: int = DEFAULT_WAVES                     # 0: one thread per iteration (runtime/launch.py)
 
     def axes_for(self, depth: int) -> tuple[int, ...]:
         return self.axes if self.axes is not None else tuple(range(depth - 1, -1, -1))
@@ -74,6 +77,8 @@ def generate_kernel(region: Region, variant: Variant, preamble: str) -> KernelSo
         raise KernelError(f"axes {axes} must map the {depth} mapped loops to distinct grid axes")
     if variant.reduction == "atomic" and any(op != "+" for _, op in region.reductions):
         raise KernelError("the atomic reduction variant handles `+` only")
+    if variant.waves < 0:
+        raise KernelError(f"a grid of {variant.waves} waves is not a grid")
     if variant.reduction not in ("tree", "atomic"):
         raise KernelError(f"unknown reduction variant {variant.reduction!r}")
     if len(region.reductions) > 4:

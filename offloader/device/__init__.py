@@ -2,18 +2,22 @@
 
 `open_device("auto")` takes the GPU when pycuda, else CuPy, imports and sees one, else the
 emulator; `"cuda"` takes the GPU the same way, without the fallback.  `choose_kind` says which
-and why, `gpu_library` which library.  Nothing here imports pycuda or CuPy until a GPU is asked for.
+and why, `gpu_library` which library.  $OFFLOAD_GPU_LIBRARY (pycuda | cupy) leaves only that one
+to try: the GPU check (scripts/gpu-check.sh) runs through CuPy when pycuda fails its contract.
+Nothing here imports pycuda or CuPy until a GPU is asked for.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 
 from ..errors import UserError
 from .base import GARBAGE_WORD, Device, DeviceBuffer, Module
 from .errors import CompileError, CompileFailure, DeviceError, LaunchError, LaunchFailure
 
 KINDS = ("auto", "cuda", "emu")
+LIBRARY_ENV = "OFFLOAD_GPU_LIBRARY"
 
 __all__ = ["GARBAGE_WORD", "KINDS", "CompileError", "CompileFailure", "Device", "DeviceBuffer",
            "DeviceError", "LaunchError", "LaunchFailure", "Module", "choose_kind", "gpu_library",
@@ -35,11 +39,17 @@ def gpu_library() -> tuple[str | None, str]:
     from .cupy_device import cupy_available
     from .pycuda_device import cuda_available
 
+    libraries = (("pycuda", cuda_available), ("cupy", cupy_available))
+    only = os.environ.get(LIBRARY_ENV)
+    if only:
+        libraries = tuple(entry for entry in libraries if entry[0] == only)
+        if not libraries:
+            return None, f"${LIBRARY_ENV} is {only!r}: it must be pycuda or cupy"
     reasons = []
-    for library, available in (("pycuda", cuda_available), ("cupy", cupy_available)):
+    for library, available in libraries:
         ok, why = available()
         if ok:
-            return library, f"{library} found {why}"
+            return library, f"{library} found {why}" + (f" (${LIBRARY_ENV}={only})" if only else "")
         reasons.append(why)
     return None, "; ".join(reasons)
 

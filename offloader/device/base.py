@@ -12,7 +12,7 @@ GARBAGE_WORD repeated, so reading memory that was never written shows up.
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,10 +48,21 @@ class Module:
     handle: Any = field(repr=False)
 
 
+@dataclass(frozen=True)
+class Capacity:
+    """What keeps a device busy: its multiprocessors and the threads and blocks each holds at
+    once. Launch grids are sized from it (runtime/launch.py)."""
+
+    multiprocessors: int
+    threads_per_multiprocessor: int
+    blocks_per_multiprocessor: int
+
+
 class Device(abc.ABC):
     name: str           # e.g. "NVIDIA H200 (sm_90)"
     kind: str           # "cuda" | "emulated"
     timing_label: str   # "measured" | "emulated": what launch() times are
+    capacity: Capacity  # a GPU's own; the emulator's is the GPU its launches are shaped for
 
     @abc.abstractmethod
     def alloc(self, nbytes: int) -> DeviceBuffer: ...
@@ -80,6 +91,13 @@ class Device(abc.ABC):
     def launch(self, module: Module, kernel: str, grid: Sequence[int], block: Sequence[int],
                args: Sequence, shared_bytes: int = 0) -> float:
         """Run a kernel to completion; its time in seconds (see timing_label); LaunchError."""
+
+    def prepare(self, module: Module, kernel: str, grid: Sequence[int], block: Sequence[int],
+                args: Sequence) -> "Callable[[], float]":
+        """One launch, checked once, to be made again and again (the runtime repeats a call's
+        launch at every time step): a function that makes it and returns its time, as launch()
+        would. The arguments must stay alive and unchanged meanwhile."""
+        return lambda: self.launch(module, kernel, grid, block, args)
 
     @abc.abstractmethod
     def synchronize(self) -> None: ...

@@ -14,7 +14,7 @@
 // deterministically for a given seed, as warps do on a GPU.  Everything in this header is
 // `no_sanitize_thread`, so its own memory accesses and atomics are not hooks.
 //
-// Threads of a block run on one OS thread: plain calls in order when the module has no
+// Threads of a block run on one OS thread: plain calls in order when the kernel has no
 // barrier and the order is not "shuffle", fibers otherwise (x86-64: a 15-instruction stack
 // switch; elsewhere or with -DCUDA_EMU_UCONTEXT: ucontext).  Blocks are spread over a pool
 // of OS threads.  __shared__ is `static thread_local`: one copy per OS thread, which runs
@@ -115,7 +115,6 @@ struct Worker {
   Fiber *fibers, *current;
   unsigned *runq;
   char *stacks;
-  size_t stacks_size;
   sigjmp_buf fault_jump;
   volatile bool in_kernel;
   pthread_t thread;
@@ -244,23 +243,41 @@ __EMU_RT inline void *worker_main(void *arg) {
   return nullptr;
 }
 
-// Fiber stacks: one mapping per worker, a PROT_NONE guard page under each stack.
-__EMU_RT inline bool make_stacks(Worker *w) {
-  w->stacks_size = w->nthreads * (STACK + GUARD);
-  void *m = mmap(nullptr, w->stacks_size, PROT_READ | PROT_WRITE,
-                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-  if (m == MAP_FAILED) return false;
-  w->stacks = (char *)m;
-  for (unsigned i = 0; i < w->nthreads; ++i) mprotect(w->stacks + i * (STACK + GUARD), GUARD, PROT_NONE);
-  w->fibers = (Fiber *)calloc(w->nthreads, sizeof(Fiber));
-  w->runq = (unsigned *)calloc(w->nthreads, sizeof(unsigned));
-  return w->fibers && w->runq;
-}
+// Fiber stacks (one mapping per worker, a PROT_NONE guard page under each stack) and fiber
+// tables, kept from one launch to the next: one launch runs at a time in a process
+// (emulated.py's lock), and mapping, guarding and unmapping them per launch costs more than
+// small kernels and flushes the TLBs of every thread of the process.
+struct Pool { char *stacks; size_t threads; Fiber *fibers; unsigned *runq; };
+const unsigned POOLS = 256;        // workers per launch, at most
+Pool pools[POOLS];
 
-__EMU_RT inline void free_stacks(Worker *w) {
-  if (w->stacks) munmap(w->stacks, w->stacks_size);
-  free(w->fibers);
-  free(w->runq);
+__EMU_RT inline bool make_stacks(Worker *w, unsigned index) {
+  Pool &p = pools[index];
+  if (p.threads < w->nthreads) {
+    if (p.stacks) munmap(p.stacks, p.threads * (STACK + GUARD));
+    free(p.fibers);
+    free(p.runq);
+    p = Pool{};
+    void *m = mmap(nullptr, w->nthreads * (STACK + GUARD), PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (m == MAP_FAILED) return false;
+    for (unsigned i = 0; i < w->nthreads; ++i) mprotect((char *)m + i * (STACK + GUARD), GUARD, PROT_NONE);
+    p.fibers = (Fiber *)calloc(w->nthreads, sizeof(Fiber));
+    p.runq = (unsigned *)calloc(w->nthreads, sizeof(unsigned));
+    if (!p.fibers || !p.runq) {
+      munmap(m, w->nthreads * (STACK + GUARD));
+      free(p.fibers);
+      free(p.runq);
+      p = Pool{};
+      return false;
+    }
+    p.stacks = (char *)m;
+    p.threads = w->nthreads;
+  }
+  w->stacks = p.stacks;
+  w->fibers = p.fibers;
+  w->runq = p.runq;
+  return true;
 }
 
 __EMU_RT inline unsigned long long gcd(unsigned long long a, unsigned long long b) {
@@ -277,6 +294,7 @@ __EMU_RT inline int run(Config *c, Body body, void **args) {
   perm_c = splitmix(s) % nblocks;
   do perm_a = splitmix(s) % nblocks | 1; while (gcd(perm_a, nblocks) != 1);
   unsigned nw = (unsigned)(c->workers < 1 ? 1 : (unsigned long long)c->workers < nblocks ? c->workers : nblocks);
+  nw = nw < POOLS ? nw : POOLS;
   Worker *ws = (Worker *)calloc(nw, sizeof(Worker));
   if (!ws) return c->error = NO_RESOURCES;
   struct sigaction act = {};
@@ -288,7 +306,7 @@ __EMU_RT inline int run(Config *c, Body body, void **args) {
   for (unsigned i = 0; i < nw; ++i) {
     ws[i].cfg = c; ws[i].body = body; ws[i].args = args;
     ws[i].nthreads = c->block[0] * c->block[1] * c->block[2];
-    if ((c->barrier || preempt) && !make_stacks(&ws[i])) { fail(&ws[i], NO_RESOURCES); break; }
+    if ((c->barrier || preempt) && !make_stacks(&ws[i], i)) { fail(&ws[i], NO_RESOURCES); break; }
   }
   for (unsigned i = 1; i < nw && !c->error; ++i, ++started)
     if (pthread_create(&ws[i].thread, nullptr, worker_main, &ws[i]) != 0) break;
@@ -297,7 +315,6 @@ __EMU_RT inline int run(Config *c, Body body, void **args) {
   sigaction(SIGSEGV, &previous[0], nullptr);
   sigaction(SIGBUS, &previous[1], nullptr);
   preempt = false;
-  for (unsigned i = 0; i < nw; ++i) free_stacks(&ws[i]);
   free(ws);
   return c->error;
 }

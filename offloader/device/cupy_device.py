@@ -5,6 +5,8 @@ CuPy is imported only when a device is made or checked, never by `import offload
 - Kernel text is compiled by nvcc with the flags pycuda uses (`-cubin -arch=sm_XX`), not by
   CuPy's RawModule: that adds -ftz=true, which flushes float denormals to zero and so would
   make results differ from the CPU and from the pycuda device.  CuPy loads and launches it.
+  The cubin is cached by text, flags and nvcc version, as pycuda caches its own: every run of
+  a program compiles the same kernels again.
 - CuPy works in the GPU's *primary* context.  The constructor initialises it and checks that
   it is current on the calling thread, because the runtime's C side (hostprog/residency.c)
   takes the current context (cuCtxGetCurrent) when it is set up and copies device data back
@@ -17,6 +19,8 @@ CuPy is imported only when a device is made or checked, never by `import offload
 from __future__ import annotations
 
 import ctypes
+import hashlib
+import os
 import subprocess
 import tempfile
 from collections.abc import Sequence
@@ -24,10 +28,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import GARBAGE_WORD, Device, DeviceBuffer, Module
+from .base import GARBAGE_WORD, Capacity, Device, DeviceBuffer, Module
 from .checks import check_args, check_copy, check_geometry, host_bytes, kernel_signature
+from .emu_compiler import cache_dir
 from .errors import CompileError, CompileFailure, LaunchError, LaunchFailure
-from .nvcc import find_nvcc
+from .nvcc import find_nvcc, nvcc_version
 from .pycuda_device import _CU_RESULTS
 from .signature import parse_kernels
 
@@ -70,6 +75,8 @@ class CupyDevice(Device):
         self._arch = f"sm_{properties['major']}{properties['minor']}"
         self.name = f"{properties['name'].decode()} ({self._arch}) through CuPy"
         self._max_shared = properties["sharedMemPerBlock"]
+        self.capacity = Capacity(properties["multiProcessorCount"], properties["maxThreadsPerMultiProcessor"],
+                                 properties.get("maxBlocksPerMultiProcessor", 16))
 
     def alloc(self, nbytes: int) -> DeviceBuffer:
         if nbytes <= 0:
@@ -110,18 +117,28 @@ class CupyDevice(Device):
         nvcc = find_nvcc()
         if nvcc is None:
             raise CompileError(CompileFailure.NO_COMPILER, "the CuPy device compiles with nvcc, which is missing")
-        with tempfile.TemporaryDirectory(prefix="offload-cupy-") as tmp:
-            src, cubin = Path(tmp) / "kernel.cu", Path(tmp) / "kernel.cubin"
-            src.write_text(source)
-            done = subprocess.run([nvcc, "-cubin", f"-arch={self._arch}", *options, "-o", str(cubin), str(src)],
-                                  capture_output=True, text=True, cwd=tmp)
-            if done.returncode != 0:
-                raise CompileError(CompileFailure.COMPILER_ERROR, "nvcc rejected the kernel text (see log)",
-                                   done.stdout + done.stderr)
-            image = cubin.read_bytes()
+        flags = ["-cubin", f"-arch={self._arch}", *options]
+        key = hashlib.sha256("\0".join((nvcc_version(nvcc), *flags, source)).encode()).hexdigest()[:32]
+        cached = cache_dir() / f"cupy-{key}.cubin"
+        log = ""
+        if cached.exists():
+            image = cached.read_bytes()
+        else:
+            with tempfile.TemporaryDirectory(prefix="offload-cupy-") as tmp:
+                src, cubin = Path(tmp) / "kernel.cu", Path(tmp) / "kernel.cubin"
+                src.write_text(source)
+                done = subprocess.run([nvcc, *flags, "-o", str(cubin), str(src)], capture_output=True, text=True,
+                                      cwd=tmp)
+                if done.returncode != 0:
+                    raise CompileError(CompileFailure.COMPILER_ERROR, "nvcc rejected the kernel text (see log)",
+                                       done.stdout + done.stderr)
+                image, log = cubin.read_bytes(), done.stderr
+            staged = cached.with_suffix(f".{os.getpid()}.tmp")
+            staged.write_bytes(image)
+            os.replace(staged, cached)
         module = self._cupy.cuda.Module()
         module.load(image)
-        return Module(kernels, done.stderr, self, {name: module.get_function(name) for name in kernels})
+        return Module(kernels, log, self, {name: module.get_function(name) for name in kernels})
 
     def launch(self, module: Module, kernel: str, grid: Sequence[int], block: Sequence[int],
                args: Sequence, shared_bytes: int = 0) -> float:

@@ -52,7 +52,7 @@ UNSUPPORTED = (
 class Library:
     path: Path
     kernels: dict[str, KernelSignature]
-    uses_barrier: bool     # the text calls __syncthreads: blocks run as fibers
+    barrier_kernels: frozenset[str]    # kernels that may reach __syncthreads: their blocks run as fibers
     log: str
 
 
@@ -98,7 +98,41 @@ def build(source: str, options: tuple[str, ...] = ()) -> Library:
         _compile(gxx, full, options, path)
     log_path = path.with_suffix(".log")
     log = log_path.read_text() if log_path.exists() else ""
-    return Library(path, kernels, re.search(r"\b__syncthreads\b", text) is not None, log)
+    return Library(path, kernels, barrier_kernels(text, kernels), log)
+
+
+_BARRIER = re.compile(r"\b__syncthreads\b")
+_DEFINITION = re.compile(r"\b([A-Za-z_]\w*)\s*\([^;{}()]*(?:\([^;{}()]*\)[^;{}()]*)*\)\s*(?:const\s*)?\{")
+
+
+def barrier_kernels(text: str, kernels) -> frozenset[str]:
+    """The kernels that may reach __syncthreads (text without comments): their own body calls
+    it, or a function their body calls by name does, transitively. Kernels without one run
+    their block's threads as plain calls, which costs far less than fibers. A barrier outside
+    every function body found makes every kernel a barrier kernel (the text is not understood)."""
+    bodies, outside, depth, at = {}, [], 0, 0
+    for found in _DEFINITION.finditer(text):
+        if found.start() < at:
+            continue
+        outside.append(text[at:found.start()])
+        end, depth = found.end(), 1
+        while depth and end < len(text):
+            depth += {"{": 1, "}": -1}.get(text[end], 0)
+            end += 1
+        bodies[found.group(1)] = bodies.get(found.group(1), "") + text[found.end():end]
+        at = end
+    outside.append(text[at:])
+    if any(_BARRIER.search(part) for part in outside):
+        return frozenset(kernels)
+    reach = {name for name, body in bodies.items() if _BARRIER.search(body)}
+    grew = True
+    while grew:
+        grew = False
+        for name, body in bodies.items():
+            if name not in reach and any(re.search(rf"\b{re.escape(other)}\s*\(", body) for other in reach):
+                reach.add(name)
+                grew = True
+    return frozenset(name for name in kernels if name in reach or name not in bodies)
 
 
 def _wrapper(sig: KernelSignature) -> str:

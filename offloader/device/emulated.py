@@ -28,13 +28,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import emu_compiler
-from .base import GARBAGE_WORD, Device, DeviceBuffer, Module
+from .base import GARBAGE_WORD, Capacity, Device, DeviceBuffer, Module
 from .checks import check_args, check_copy, check_geometry, host_bytes, kernel_signature
 from .errors import LaunchError, LaunchFailure
 
 ORDERS = ("forward", "reverse", "shuffle")
 GUARD = 256           # bytes of GUARD_BYTE before and after every buffer
 GUARD_BYTE = 0xFD
+_GUARDS = bytes([GUARD_BYTE]) * GUARD
 ALIGN = 256           # as cudaMalloc
 _GARBAGE = np.array([GARBAGE_WORD], dtype="<u4").view(np.uint8)
 _RUNTIME_ERRORS = {1: LaunchFailure.ILLEGAL_ADDRESS, 2: LaunchFailure.OUT_OF_RESOURCES,
@@ -70,9 +71,17 @@ class EmulatedDevice(Device):
     kind = "emulated"
     timing_label = "emulated"
 
-    def __init__(self, order: ExecutionOrder = ExecutionOrder(), workers: int | None = None):
+    def __init__(self, order: ExecutionOrder = ExecutionOrder(), workers: int | None = None,
+                 capacity: Capacity | None = None, skip_kernels: bool = False):
+        """`capacity`: the GPU whose launch shapes to run (runtime/launch.py sizes grids from
+        it); by default one multiprocessor per worker thread. `skip_kernels`: launches check
+        their arguments and return at once, computing nothing: for timing the runtime's own
+        host-side work with the host's caches as a GPU leaves them (an emulated kernel streams
+        the arrays through them first). Such runs are never verified."""
         self.order = order      # of the next launches; may be changed between them
         self.workers = workers or len(os.sched_getaffinity(0))
+        self.capacity = capacity or Capacity(self.workers, 2048, 32)
+        self.skip_kernels = skip_kernels
 
     @property
     def name(self) -> str:
@@ -86,7 +95,9 @@ class EmulatedDevice(Device):
         mem = raw[start:start + nbytes + 2 * GUARD]
         mem[:GUARD] = mem[GUARD + nbytes:] = GUARD_BYTE
         body = mem[GUARD:GUARD + nbytes]
-        body[:] = np.resize(_GARBAGE, nbytes)
+        words = nbytes // 4
+        body[:words * 4].view("<u4").fill(GARBAGE_WORD)        # a memset of the fresh pages
+        body[words * 4:] = _GARBAGE[:nbytes - words * 4]
         return DeviceBuffer(nbytes, self, mem)
 
     def free(self, buf: DeviceBuffer) -> None:
@@ -110,34 +121,47 @@ class EmulatedDevice(Device):
 
     def compile(self, source: str, options: Sequence[str] = ()) -> Module:
         lib = emu_compiler.build(source, tuple(options))
-        return Module(lib.kernels, lib.log, self, (ctypes.CDLL(str(lib.path)), lib.uses_barrier))
+        return Module(lib.kernels, lib.log, self, (ctypes.CDLL(str(lib.path)), lib.barrier_kernels))
 
     def launch(self, module: Module, kernel: str, grid: Sequence[int], block: Sequence[int],
                args: Sequence, shared_bytes: int = 0) -> float:
-        sig = kernel_signature(module, self, kernel)
-        g, b = check_geometry(kernel, grid, block)
         if shared_bytes:
             raise LaunchError(LaunchFailure.BAD_CONFIGURATION,
                               f"{kernel}: the emulated device has no dynamic shared memory")
+        return self.prepare(module, kernel, grid, block, args)()
+
+    def prepare(self, module: Module, kernel: str, grid: Sequence[int], block: Sequence[int], args: Sequence):
+        sig = kernel_signature(module, self, kernel)
+        g, b = check_geometry(kernel, grid, block)
         check_args(sig, args, self)
-        library, uses_barrier = module.handle
-        cells = [_arg_cell(a) for a in args]  # alive until the call returns
+        library, barrier_kernels = module.handle
+        cells = [_arg_cell(a) for a in args]
         argv = (ctypes.c_void_p * max(1, len(cells)))(*(c.ctypes.data for c in cells))
-        config = _LaunchConfig((ctypes.c_uint * 3)(*g), (ctypes.c_uint * 3)(*b),
-                               ORDERS.index(self.order.kind), self.workers, int(uses_barrier),
-                               self.order.seed & (2**64 - 1))
+        config = _LaunchConfig((ctypes.c_uint * 3)(*g), (ctypes.c_uint * 3)(*b), 0, self.workers,
+                               int(kernel in barrier_kernels), 0)
         entry = getattr(library, f"__emu_launch_{kernel}")
-        with _launch_lock:
-            start = time.perf_counter()
-            error = entry(ctypes.byref(config), argv)
-            seconds = time.perf_counter() - start
-        if error:
-            raise LaunchError(_RUNTIME_ERRORS.get(error, LaunchFailure.LAUNCH_FAILED),
-                              _describe(kernel, error, config), device_code=error)
-        for arg in args:
-            if isinstance(arg, DeviceBuffer):
-                _check_guards(kernel, arg)
-        return seconds
+        pointer = ctypes.byref(config)
+        buffers = [a for a in args if isinstance(a, DeviceBuffer)]
+
+        def run() -> float:
+            """The kernel's time is the emulator's entry call alone, from the moment it is
+            called to its return: the blocks' threads start and join inside it."""
+            if self.skip_kernels:
+                return 0.0
+            config.order, config.seed, config.error = ORDERS.index(self.order.kind), self.order.seed & (2**64 - 1), 0
+            with _launch_lock:
+                start = time.perf_counter()
+                error = entry(pointer, argv)
+                seconds = time.perf_counter() - start
+            if error:
+                raise LaunchError(_RUNTIME_ERRORS.get(error, LaunchFailure.LAUNCH_FAILED),
+                                  _describe(kernel, error, config), device_code=error)
+            for buf in buffers:
+                _check_guards(kernel, buf)
+            return seconds
+
+        run.cells = cells                     # the arguments' memory lives as long as the launch
+        return run
 
     def synchronize(self) -> None:
         """Nothing to wait for: launch() returns when the kernel has finished."""
@@ -162,11 +186,11 @@ def _describe(kernel: str, error: int, config: _LaunchConfig) -> str:
 def _check_guards(kernel: str, buf: DeviceBuffer) -> None:
     """A write just outside a buffer (an off-by-one, a dropped bounds check) is an error."""
     mem = buf.handle                        # the whole allocation, also for a view into it
+    if mem[:GUARD].tobytes() == _GUARDS and mem[-GUARD:].tobytes() == _GUARDS:
+        return
     size = len(mem) - 2 * GUARD
     before, after = mem[:GUARD] != GUARD_BYTE, mem[GUARD + size:] != GUARD_BYTE
-    if before.any() or after.any():
-        where = (f"{GUARD - int(np.argmax(before))} bytes before its start" if before.any()
-                 else f"{GUARD - int(np.argmax(after[::-1]))} bytes past its end")
-        mem[:GUARD] = mem[GUARD + size:] = GUARD_BYTE
-        raise LaunchError(LaunchFailure.ILLEGAL_ADDRESS,
-                          f"{kernel} wrote outside a {size}-byte buffer, up to {where}")
+    where = (f"{GUARD - int(np.argmax(before))} bytes before its start" if before.any()
+             else f"{GUARD - int(np.argmax(after[::-1]))} bytes past its end")
+    mem[:GUARD] = mem[GUARD + size:] = GUARD_BYTE
+    raise LaunchError(LaunchFailure.ILLEGAL_ADDRESS, f"{kernel} wrote outside a {size}-byte buffer, up to {where}")

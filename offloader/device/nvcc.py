@@ -14,6 +14,7 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 
 from .errors import CompileFailure
@@ -50,6 +51,13 @@ def find_nvcc() -> str | None:
     if found is None and Path("/usr/local/cuda/bin/nvcc").exists():
         found = "/usr/local/cuda/bin/nvcc"
     return found
+
+
+@cache
+def nvcc_version(nvcc: str) -> str:
+    """The last line of `nvcc --version` (e.g. "Build cuda_13.0.r13.0/compiler.36424714_0"):
+    part of every cache key of compiled kernel text."""
+    return subprocess.run([nvcc, "--version"], capture_output=True, text=True).stdout.strip().splitlines()[-1]
 
 
 def check(source: str, archs: tuple[str, ...] = ARCHS, options: tuple[str, ...] = ()) -> list[NvccReport]:

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .base import GARBAGE_WORD, Device, DeviceBuffer, Module
+from .base import GARBAGE_WORD, Capacity, Device, DeviceBuffer, Module
 from .checks import check_args, check_copy, check_geometry, host_bytes, kernel_signature
 from .errors import CompileError, CompileFailure, LaunchError, LaunchFailure
 from .signature import parse_kernels
@@ -56,6 +56,11 @@ class CudaDevice(Device):
         major, minor = gpu.compute_capability()
         self.name = f"{gpu.name()} (sm_{major}{minor})"
         self._max_shared = gpu.get_attribute(cuda.device_attribute.MAX_SHARED_MEMORY_PER_BLOCK)
+        attribute = cuda.device_attribute
+        blocks = getattr(attribute, "MAX_BLOCKS_PER_MULTIPROCESSOR", None)   # pycuda names it from CUDA 11
+        self.capacity = Capacity(gpu.get_attribute(attribute.MULTIPROCESSOR_COUNT),
+                                 gpu.get_attribute(attribute.MAX_THREADS_PER_MULTIPROCESSOR),
+                                 gpu.get_attribute(blocks) if blocks is not None else 16)
         self._driver = ctypes.CDLL("libcuda.so.1")
 
     def close(self) -> None:

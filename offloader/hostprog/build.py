@@ -5,7 +5,8 @@
 
 The library holds the user's sources with every region's loop wrapped in a dispatch test
 (rewrite.py), allocation functions redirected to tracked ones (alloc_track.h), the C runtime
-(runtime.c), and the CPU twin of each region for region-level verification. `main` becomes
+(runtime.c), and the CPU twin of each region for region-level verification, compiled with the
+CPU baseline's flags (baseline.py). `main` becomes
 __offload_user_main so a runner can call it: the symbol is renamed in the compiled objects
 (objcopy) rather than by `-Dmain=`, so the code is compiled exactly as written (`__func__`
 still says main; a struct member or label called main is untouched). Which regions run where is decided while
@@ -31,13 +32,13 @@ from ..codegen.cpu_twin import generate_twin, twin_name
 from ..codegen.regions import Region, top_level_types
 from . import compiler
 from .abi import MANIFEST_SCHEMA, USER_MAIN, HostRegion
+from .baseline import BASE_FLAGS
 from .compiler import Job, cc
 from .rewrite import instrument
 from .slots import SlotError, region_slots
 
 RUNTIME_FILES = ("runtime.h", "alloc_track.h", "runtime.c", "residency.c")
 RUNTIME_SOURCES = ("runtime.c", "residency.c")
-BASE_FLAGS = ("-O2", "-std=gnu11")
 PIC_FLAGS = ("-fPIC", "-fno-semantic-interposition")
 # -Bsymbolic: the user's functions bind to each other, never to a same-named symbol that the
 # Python process already has (libc's `error` or `optind`), as they do in an executable.
@@ -116,19 +117,6 @@ def build_host_library(result: AnalysisResult, regions: list[Region], options: B
     build = HostBuild(workdir, library, os.path.join(workdir, "hostprog.json"), sources, host_regions, skipped)
     _write_manifest(build, regions)
     return build
-
-
-def build_reference_program(options: BuildOptions, workdir: str) -> str:
-    """The unmodified program as a normal executable: the CPU original that program-level
-    verification compares against (peak_rss.c added: it reports the program's peak memory
-    when asked, and does nothing otherwise). Returns its path."""
-    os.makedirs(workdir, exist_ok=True)
-    executable = os.path.join(os.path.abspath(workdir), "reference")
-    outcome, = compiler.run([Job("building the reference program",
-                                 (cc(*BASE_FLAGS, *options.preprocessor_flags(), *options.sources,
-                                     runtime_file("peak_rss.c"), "-o", executable, "-lm"),), executable)])
-    compiler.check(outcome)
-    return executable
 
 
 def _user_source_job(original: str, copy: str, workdir: str, obj: str, options: BuildOptions) -> Job:

@@ -63,6 +63,7 @@ static union {
         size_t page;
         double cpu_seconds[CPU_TIMED];  /* per region id, time in its CPU loop */
         long long cpu_calls[CPU_TIMED];
+        double dispatch_seconds[CPU_TIMED];     /* per region id, time in the dispatcher */
     } s;
     char pad[4 * 4096];
 } state __attribute__((aligned(4096))) = {.s = {.table_lock = PTHREAD_MUTEX_INITIALIZER, .sorted_stale = 1}};
@@ -88,7 +89,38 @@ static void register_atexit_once(void)
 
 int __offload_dispatch(int region, void **addrs, const long long *sizes)
 {
-    return rt.dispatcher ? rt.dispatcher(region, addrs, sizes) : 0;
+    if (!rt.dispatcher)
+        return 0;
+    double started = __offload_clock();
+    int ran = rt.dispatcher(region, addrs, sizes);
+    if (region >= 0 && region < CPU_TIMED)
+        rt.dispatch_seconds[region] += __offload_clock() - started;
+    return ran;
+}
+
+int __offload_call_key(void **addrs, const long long *sizes, const unsigned char *kinds, int count,
+                       unsigned char *out, int capacity)
+{
+    int used = 0;
+    for (int k = 0; k < count; k++) {
+        if (kinds[k] == OFFLOAD_KEY_SKIP)
+            continue;
+        int bytes = kinds[k] == OFFLOAD_KEY_SCALAR ? (int)sizes[k] : kinds[k] == OFFLOAD_KEY_POINTER ? 8 : 0;
+        if (kinds[k] > OFFLOAD_KEY_ADDRESS || bytes < 0 || used + (int)sizeof(void *) + bytes > capacity)
+            return -1;
+        if (bytes && (uintptr_t)addrs[k] < 4096)
+            return -1;                                      /* `&p->n` with p NULL: the dispatcher says why */
+        memcpy(out + used, &addrs[k], sizeof(void *));     /* where the variable lies: checks use it */
+        used += (int)sizeof(void *);
+        memcpy(out + used, addrs[k], (size_t)bytes);       /* and what it holds */
+        used += bytes;
+    }
+    return used;
+}
+
+double __offload_dispatch_seconds(int region)
+{
+    return region >= 0 && region < CPU_TIMED ? rt.dispatch_seconds[region] : 0.0;
 }
 
 double __offload_clock(void)

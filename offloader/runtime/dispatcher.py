@@ -6,27 +6,40 @@ lacks (residency.py), launch, copy reduction results back, and set the loop vari
 values. Written arrays stay on the device until host code touches them. In verify mode the
 region's C twin also runs on shadow copies of the inputs and every written array is compared;
 what that makes come back to the host is counted apart (`verify_d2h_bytes`).
+
+The work per call is proportional to the accesses and runs, never to the elements: footprints
+come in closed form (footprints.py) as byte runs, and residency.c answers a call whose data
+are already in place with a binary search. A call like an earlier one (the same slot values,
+read into a key by the C runtime) reuses that call's preparation: its extents, checks,
+footprints, grid and kernel arguments, until an allocation it used is dropped. Where the
+host-side time goes is measured per region: the C runtime times every call into the
+dispatcher, and what is not kernel, copy, device allocation or region verification there is
+the dispatcher's own work (`dispatch_seconds`), a cost a real GPU run pays as well.
 """
 
 from __future__ import annotations
 
 import ctypes
-import math
 import time
 from dataclasses import dataclass, field
+from typing import Optional
 
 import numpy as np
 
-from ..device import Device, Module
+from ..contracts.run_report import Failure, FailureCode
+from ..device import Device, DeviceBuffer, Module
 from ..hostprog.abi import HostRegion, Slot
-from .footprints import ArrayAccess, region_accesses
-from .plan import KernelPlan, evaluate
+from .footprints import region_accesses
+from .launch import final_loop_values, launch_grid
+from .plan import KernelPlan
 from .region_check import compare_region, run_twin
-from .residency import Residency, Traffic, element_units
+from .residency import Allocation, Residency, ResidencyFull, Runs, Traffic
 
-ACCESS_CACHE = 32          # footprint evaluations kept per region (time steps repeat a few)
+PREPARED = 32              # prepared calls kept per region (time steps repeat a few)
 NULL_PAGE = 4096           # no variable lives below this address
 SHAPES = 16                # distinct call shapes recorded per region
+KEY_BYTES = 4096
+_KEY_KINDS = {"scalar": 1, "pointer": 2, "array": 3, "place": 3}   # runtime.h OFFLOAD_KEY_*; loop variables: 0
 
 
 @dataclass
@@ -35,17 +48,30 @@ class RegionStats:
     device_runs: int = 0
     cpu_fallbacks: int = 0
     alias_fallbacks: int = 0
-    kernel_seconds: float = 0.0
-    transfer_seconds: float = 0.0
+    kernel_seconds: float = 0.0           # the device's launches alone (labelled as the device times)
+    transfer_seconds: float = 0.0         # copies, in the call and on host access afterwards
+    h2d_seconds: float = 0.0              # of which to the device
+    d2h_seconds: float = 0.0              # and back
+    dispatch_seconds: float = 0.0         # the dispatcher's own work (host side, measured)
+    prepare_seconds: float = 0.0          # of which preparing calls unlike the ones before
+    prepared_calls: int = 0
+    fault_seconds: float = 0.0            # the fault handler's own work, without its copies
+    alloc_seconds: float = 0.0            # making device copies (the emulator fills fresh memory)
+    verify_seconds: float = 0.0           # region verification: shadows, the twin, comparing
     cpu_seconds: float = 0.0              # measured time in the region's CPU loop, all its calls
     cpu_calls: int = 0
     h2d_bytes: int = 0
     d2h_bytes: int = 0
+    h2d_copies: int = 0
+    d2h_copies: int = 0
+    faults: int = 0
     verify_d2h_bytes: int = 0
+    max_rel_error: float | None = None    # largest relative error region verification saw
     fallback_reasons: list[str] = field(default_factory=list)
     shapes: list[dict] = field(default_factory=list)       # distinct call shapes, for the GPU model
     mismatches: list[dict] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)        # launch or runtime failures
+    failure: Optional[Failure] = None                      # the first of them, typed
 
 
 @dataclass
@@ -56,6 +82,33 @@ class Extent:
     size: int
     element_size: int
     kind: int             # how the allocation was made (runtime.h OFFLOAD_BLOCK_*), -1: a local array
+
+
+@dataclass
+class Transfer:
+    """One array's part of a call: its device copy and the byte runs the call needs there
+    and may write."""
+
+    allocation: Allocation
+    need: Runs
+    writes: Runs
+    written: bool
+
+
+@dataclass
+class PreparedCall:
+    """Everything a call needs that its key (the slot values) decides."""
+
+    generation: int                 # the residency's, when prepared: a dropped copy ends it
+    extents: dict[str, Extent]
+    scalars: dict
+    finals: dict
+    transfers: list[Transfer]
+    grid: tuple[int, int, int]
+    launches: list                  # the kernel, then the block-combining kernel: Device.prepare()d
+    initial: list                   # (buffer, value): atomic reductions start from the value
+    outs: dict[str, DeviceBuffer]   # reduction results
+    shape: dict
 
 
 class CpuFallback(Exception):
@@ -70,7 +123,12 @@ class DeviceDispatcher:
         self.verify, self.rtol = verify, rtol
         self.residency = Residency(device, library)
         self.stats = {rid: RegionStats() for rid in regions}
-        self._accesses: dict[int, dict] = {rid: {} for rid in regions}
+        self._prepared: dict[int, dict[bytes, PreparedCall]] = {rid: {} for rid in regions}
+        self._key_kinds = {rid: bytes(_KEY_KINDS.get(s.kind, 255) if s.role != "loopvar" else 0 for s in r.slots)
+                           for rid, r in regions.items()}
+        self._key = ctypes.create_string_buffer(KEY_BYTES)
+        self._reduction_buffers: dict[tuple[int, str, str], DeviceBuffer] = {}
+        self._call_copies = {rid: 0.0 for rid in regions}     # copy seconds inside dispatcher calls
         self.lookup = getattr(library, "__offload_alloc_lookup")   # getattr: no name mangling
         self.lookup.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_longlong)]
         self.lookup.restype = ctypes.c_int
@@ -78,6 +136,10 @@ class DeviceDispatcher:
         self.watch.argtypes = [ctypes.c_void_p, ctypes.c_int]
         self.block_kind = getattr(library, "__offload_alloc_kind")
         self.block_kind.argtypes, self.block_kind.restype = [ctypes.c_void_p], ctypes.c_int
+        self.call_key = getattr(library, "__offload_call_key")
+        self.call_key.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int,
+                                  ctypes.c_void_p, ctypes.c_int]
+        self.call_key.restype = ctypes.c_int
         self.scalar_types: dict[str, np.dtype] = {}
         self.places: dict[str, tuple[int, int]] = {}    # where each slot's variable lives: address, size
 
@@ -87,9 +149,14 @@ class DeviceDispatcher:
         the CPU loop runs."""
         try:
             return self._dispatch(region_id, addrs, sizes)
-        except Exception as exc:  # noqa: BLE001 - typed below, and reported, never swallowed
+        except Exception as exc:  # noqa: BLE001 - typed here, and reported, never swallowed
             code = getattr(exc, "code", None)
-            self.stats[region_id].errors.append(f"{type(exc).__name__}{f' ({code.name})' if code else ''}: {exc}")
+            stats = self.stats[region_id]
+            message = f"{type(exc).__name__}{f' ({code.name})' if code else ''}: {exc}"
+            stats.errors.append(message)
+            if stats.failure is None:
+                stats.failure = Failure(FailureCode.LAUNCH_ERROR, message, region_id,
+                                        code.value if code is not None else type(exc).__name__)
             return 0
 
     def _dispatch(self, region_id: int, addrs, sizes) -> int:
@@ -97,48 +164,146 @@ class DeviceDispatcher:
         stats.calls += 1
         if region_id not in self.enabled or region_id not in self.plans:
             return 0
-        region, plan = self.regions[region_id], self.plans[region_id]
-        try:
-            extents, scalars = self._read(region, addrs, sizes)
-            self._check_overlap(plan, extents, stats)
-            finals = self._finals(region, plan, scalars)
-        except CpuFallback as why:
-            stats.cpu_fallbacks += 1
-            if len(stats.fallback_reasons) < 20:
-                stats.fallback_reasons.append(str(why))
+        region = self.regions[region_id]
+        call = self._call(region, addrs, sizes, stats)
+        if call is None:
             return 0
         shadows = None
         if self.verify:
-            self.account_host_copies()
-            shadows = {name: self._host_view(e).copy() for name, e in extents.items()}
-            stats.verify_d2h_bytes += sum(self.residency.copied_on_access().values())
-        results = self._run(region, plan, extents, scalars, stats)
-        self._write_back(region, addrs, results, finals)
+            started = time.perf_counter()
+            self.account_host_access()
+            shadows = {name: self._host_view(e).copy() for name, e in call.extents.items()}
+            stats.verify_d2h_bytes += self._verify_copies()
+            stats.verify_seconds += time.perf_counter() - started
+        results = self._run(region, self.plans[region_id], call, stats)
+        self._write_back(region, addrs, results, call.finals)
         if self.verify:
-            twin = run_twin(self.library, region, extents, shadows, scalars, self.scalar_types)
-            for mismatch in compare_region(region, plan, extents, shadows, results, twin, self._host_view, self.rtol):
+            started = time.perf_counter()
+            twin = run_twin(self.library, region, call.extents, shadows, call.scalars, self.scalar_types)
+            mismatches, error = compare_region(region, self.plans[region_id], call.extents, shadows, results, twin,
+                                               self._host_view, self.rtol)
+            for mismatch in mismatches:
                 if len(stats.mismatches) < 20:
                     stats.mismatches.append(mismatch.to_json())
-            stats.verify_d2h_bytes += sum(self.residency.copied_on_access().values())
+            if error is not None:
+                stats.max_rel_error = max(stats.max_rel_error or 0.0, error)
+            stats.verify_d2h_bytes += self._verify_copies()
+            stats.verify_seconds += time.perf_counter() - started
         stats.device_runs += 1
         return 1
 
-    def collect_cpu_times(self) -> None:
-        """Read what the C runtime measured in each region's CPU loop."""
-        seconds = getattr(self.library, "__offload_cpu_seconds")
-        seconds.argtypes, seconds.restype = [ctypes.c_int, ctypes.POINTER(ctypes.c_longlong)], ctypes.c_double
+    def _call(self, region: HostRegion, addrs, sizes, stats: RegionStats):
+        """The prepared call for these slot values (a repeated call's is reused), or None when
+        the call runs on the CPU, with the reason recorded."""
+        kinds = self._key_kinds[region.id]
+        length = self.call_key(addrs, sizes, kinds, len(kinds), self._key, KEY_BYTES)
+        key = self._key.raw[:length] if length >= 0 else None
+        prepared = self._prepared[region.id]
+        call = prepared.get(key) if key is not None else None
+        if call is not None and call.generation == self.residency.generation:
+            call.shape["calls"] += 1
+            return call
+        started, alloc = time.perf_counter(), stats.alloc_seconds
+        try:
+            call = self._prepare(region, self.plans[region.id], addrs, sizes, stats)
+        except (CpuFallback, ResidencyFull) as why:
+            stats.cpu_fallbacks += 1
+            if len(stats.fallback_reasons) < 20:
+                stats.fallback_reasons.append(str(why))
+            return None
+        finally:
+            stats.prepare_seconds += time.perf_counter() - started - (stats.alloc_seconds - alloc)
+            stats.prepared_calls += 1
+        if key is not None:
+            prepared.pop(key, None)
+            if len(prepared) >= PREPARED:
+                prepared.pop(next(iter(prepared)))
+            prepared[key] = call
+        return call
+
+    def _verify_copies(self) -> int:
+        """Bytes region verification's host reads made come back (counted apart)."""
+        return sum(access.bytes for access in self.residency.host_access().values())
+
+    def collect_times(self) -> None:
+        """Read what the C runtime measured: each region's CPU loop, and its time in the
+        dispatcher, of which what is not kernel, copy, allocation or verification is the
+        dispatcher's own work."""
+        cpu = getattr(self.library, "__offload_cpu_seconds")
+        cpu.argtypes, cpu.restype = [ctypes.c_int, ctypes.POINTER(ctypes.c_longlong)], ctypes.c_double
+        dispatch = getattr(self.library, "__offload_dispatch_seconds")
+        dispatch.argtypes, dispatch.restype = [ctypes.c_int], ctypes.c_double
         for region_id, stats in self.stats.items():
             calls = ctypes.c_longlong()
-            stats.cpu_seconds = seconds(region_id, ctypes.byref(calls))
+            stats.cpu_seconds = cpu(region_id, ctypes.byref(calls))
             stats.cpu_calls = calls.value
+            inside = stats.kernel_seconds + stats.alloc_seconds + stats.verify_seconds + self._call_copies[region_id]
+            stats.dispatch_seconds = max(0.0, dispatch(region_id) - inside)
 
-    def account_host_copies(self) -> None:
+    def account_host_access(self) -> None:
         """Charge what host code made come back since the last call to the regions that wrote it."""
-        for region_id, copied in self.residency.copied_on_access().items():
+        for region_id, access in self.residency.host_access().items():
             if region_id in self.stats:
-                self.stats[region_id].d2h_bytes += copied
+                stats = self.stats[region_id]
+                stats.d2h_bytes += access.bytes
+                stats.d2h_copies += access.copies
+                stats.faults += access.faults
+                stats.fault_seconds += access.fault_seconds
+                stats.transfer_seconds += access.copy_seconds
+                stats.d2h_seconds += access.copy_seconds
 
-    # ---- reading the variables ---------------------------------------------------------
+    # ---- preparing a call --------------------------------------------------------------
+    def _prepare(self, region: HostRegion, plan: KernelPlan, addrs, sizes, stats: RegionStats) -> PreparedCall:
+        """Read and check the call's variables, make the device copies it uses, and work out
+        its footprints, grid and kernel arguments; CpuFallback when it cannot run there."""
+        extents, scalars = self._read(region, addrs, sizes)
+        self._check_overlap(plan, extents, stats)
+        finals = self._finals(region, plan, scalars)
+        params = {slot.name: scalars[slot.name] for slot in region.slots
+                  if slot.role == "param" and slot.kind == "scalar"}
+        counts = {name: (e.base + e.size - e.address) // max(e.element_size, 1) for name, e in extents.items()}
+        accesses = region_accesses(plan, params, counts)
+        transfers, buffers = [], {}
+        for name, extent in extents.items():
+            if extent.slot.kind == "pointer" and extent.base not in self.residency.allocations:
+                self.watch(extent.base, 1)             # so free() drops the device copy
+            before = self.residency.alloc_seconds
+            allocation = self.residency.allocation(extent.base, extent.size, extent.kind)
+            stats.alloc_seconds += self.residency.alloc_seconds - before
+            offset = extent.address - extent.base
+            buffers[name] = allocation.buffer.at(offset) if offset else allocation.buffer
+            access = accesses.get(name)
+            runs = [None, None] if access is None else [
+                _byte_runs(r, offset, extent.element_size) for r in (access.need, access.writes)]
+            transfers.append(Transfer(allocation, Runs(runs[0]), Runs(runs[1]), name in plan.writes))
+        grid = launch_grid(plan, scalars, self.device.capacity)
+        nblocks = grid[0] * grid[1] * grid[2]
+        parts, outs, args, initial = {}, {}, [], []
+        signature = self.module.kernels[plan.kernel]
+        for role, param in zip(plan.arguments, signature.params):
+            kind, name = role.split(":", 1)
+            if kind == "param" and name in buffers:
+                args.append(buffers[name])
+            elif kind in ("param", "init"):
+                args.append(param.dtype(scalars[name]))
+            elif kind == "part":
+                parts[name] = self._reduction_buffer(plan.region, "part", name, nblocks)
+                args.append(parts[name])
+            else:                                          # out: the atomic variant adds into it
+                outs[name] = self._reduction_buffer(plan.region, "out", name, 1)
+                initial.append((outs[name], np.array([scalars[name]], dtype=self.scalar_types[name])))
+                args.append(outs[name])
+        launches = [self.device.prepare(self.module, plan.kernel, grid, plan.block, args)]
+        if plan.final:
+            final_args, final_sig = [np.int64(nblocks)], self.module.kernels[plan.final]
+            for name in parts:
+                outs[name] = self._reduction_buffer(plan.region, "out", name, 1)
+                final_args += [final_sig.params[len(final_args)].dtype(scalars[name]), parts[name], outs[name]]
+            launches.append(self.device.prepare(self.module, plan.final, (1, 1, 1), (1, 1, 1), final_args))
+        shape = self._shape(stats, scalars, counts, extents, grid)
+        return PreparedCall(self.residency.generation, extents, scalars, finals, transfers, grid, launches,
+                            initial, outs, shape)
+
     def _read(self, region: HostRegion, addrs, sizes):
         extents, scalars = {}, {}
         count = len(region.slots)
@@ -188,114 +353,6 @@ class DeviceDispatcher:
                     raise CpuFallback(f"`{name}` is loaded from memory that `{written}`, which the loop writes, "
                                       "overlaps")
 
-    @staticmethod
-    def _host_view(extent: Extent) -> np.ndarray:
-        return np.ctypeslib.as_array((ctypes.c_uint8 * extent.size).from_address(extent.base))
-
-    # ---- moving data and launching -----------------------------------------------------
-    def _run(self, region: HostRegion, plan: KernelPlan, extents, scalars, stats: RegionStats) -> dict:
-        traffic = Traffic()
-        params = {slot.name: scalars[slot.name] for slot in region.slots
-                  if slot.role == "param" and slot.kind == "scalar"}
-        accesses = self._region_accesses(plan, params, extents)
-        units: dict[int, int] = {}
-        for extent in extents.values():
-            units[extent.base] = math.gcd(units.get(extent.base, 0), extent.element_size, extent.address - extent.base)
-        buffers, allocations = {}, {}
-        for name, extent in extents.items():
-            if extent.slot.kind == "pointer" and extent.base not in self.residency.allocations:
-                self.watch(extent.base, 1)             # so free() drops the device copy
-            alloc = allocations[name] = self.residency.allocation(extent.base, extent.size, extent.kind,
-                                                                  units[extent.base])
-            offset = extent.address - extent.base
-            buffers[name] = alloc.buffer.at(offset) if offset else alloc.buffer
-        for name, extent in extents.items():
-            access = accesses.get(name, ArrayAccess(None, None))
-            self.residency.bring_in(allocations[name], element_units(
-                access.need, extent.address - extent.base, extent.element_size, allocations[name].unit), traffic)
-        signature = self.module.kernels[plan.kernel]
-        grid = launch_grid(plan, scalars)
-        nblocks = grid[0] * grid[1] * grid[2]
-        parts, outs, args = {}, {}, []
-        for role, param in zip(plan.arguments, signature.params):
-            kind, name = role.split(":", 1)
-            if kind == "param" and name in buffers:
-                args.append(buffers[name])
-            elif kind == "param":
-                args.append(param.dtype(scalars[name]))
-            elif kind == "init":
-                args.append(param.dtype(scalars[name]))
-            elif kind == "part":
-                parts[name] = self.device.alloc(nblocks * self.scalar_types[name].itemsize)
-                args.append(parts[name])
-            else:                                          # out: the atomic variant adds into it
-                outs[name] = self._scalar_buffer(name, scalars[name])
-                args.append(outs[name])
-        stats.kernel_seconds += self.device.launch(self.module, plan.kernel, grid, plan.block, args)
-        if plan.final:
-            final_args, final_sig = [np.int64(nblocks)], self.module.kernels[plan.final]
-            for name in parts:
-                outs[name] = self._scalar_buffer(name, scalars[name])
-                final_args += [final_sig.params[len(final_args)].dtype(scalars[name]), parts[name], outs[name]]
-            stats.kernel_seconds += self.device.launch(self.module, plan.final, (1, 1, 1), (1, 1, 1), final_args)
-        for name in plan.writes:
-            if name in extents:
-                extent, access = extents[name], accesses.get(name, ArrayAccess(None, None))
-                self.residency.written(allocations[name], element_units(
-                    access.writes, extent.address - extent.base, extent.element_size, allocations[name].unit),
-                    region.id, traffic)
-        for name in set(extents) - set(plan.writes):
-            self.residency.release_read(allocations[name])
-        started = time.perf_counter()
-        results = {}
-        for name, buffer in outs.items():
-            value = np.zeros(1, dtype=self.scalar_types[name])
-            self.device.copy_to_host(buffer, value)
-            stats.d2h_bytes += value.nbytes
-            results[name] = value[0]
-            self.device.free(buffer)
-        for buffer in parts.values():
-            self.device.free(buffer)
-        stats.transfer_seconds += time.perf_counter() - started + traffic.seconds
-        stats.h2d_bytes += traffic.h2d_bytes
-        stats.d2h_bytes += traffic.d2h_bytes
-        return results
-
-    def _region_accesses(self, plan: KernelPlan, scalars, extents) -> dict[str, ArrayAccess]:
-        """The footprints evaluated for this call's values (cached: time steps repeat them)."""
-        counts = {name: (e.base + e.size - e.address) // max(e.element_size, 1) for name, e in extents.items()}
-        key = (tuple(sorted((n, int(v)) for n, v in scalars.items() if np.issubdtype(type(v), np.integer))),
-               tuple(sorted(counts.items())))
-        cache = self._accesses[plan.region]
-        found = cache.pop(key, None)
-        if found is None:
-            found = region_accesses(plan, scalars, counts)
-            if len(cache) >= ACCESS_CACHE:
-                cache.pop(next(iter(cache)))
-        cache[key] = found
-        self._record_shape(plan.region, key, extents)
-        return found
-
-    def _record_shape(self, region_id: int, key, extents) -> None:
-        """Count calls per distinct (integer scalars, array extents): with the plan's
-        footprints, enough for a model to recount a call's iterations and bytes."""
-        shapes = self.stats[region_id].shapes
-        values, counts = dict(key[0]), dict(key[1])
-        for shape in shapes:
-            if shape["values"] == values and shape["elements"] == counts:
-                shape["calls"] += 1
-                return
-        if len(shapes) < SHAPES:
-            shapes.append({"values": values, "elements": counts, "calls": 1,
-                           "element_sizes": {name: e.element_size for name, e in extents.items()}})
-
-    def _scalar_buffer(self, name: str, value):
-        host = np.array([value], dtype=self.scalar_types[name])
-        buffer = self.device.alloc(host.nbytes)
-        self.device.copy_to_device(buffer, host)
-        return buffer
-
-    # ---- what the loop leaves behind ---------------------------------------------------
     def _finals(self, region: HostRegion, plan: KernelPlan, scalars) -> dict:
         if not any(slot.role == "loopvar" for slot in region.slots):
             return {}
@@ -303,6 +360,73 @@ class DeviceDispatcher:
         if finals is None:
             raise CpuFallback("the loop bounds cannot be evaluated to set the loop variables afterwards")
         return finals
+
+    def _shape(self, stats: RegionStats, scalars: dict, counts: dict, extents, grid) -> dict:
+        """This call's entry among the region's distinct call shapes (integer scalars, array
+        extents and the grid they give), counted: with the plan's footprints, what a model
+        needs to recount a call's iterations and bytes. Past SHAPES, calls go uncounted
+        here (the model scales the recorded ones to all device runs)."""
+        values = {n: int(v) for n, v in scalars.items() if np.issubdtype(type(v), np.integer)}
+        for shape in stats.shapes:
+            if shape["values"] == values and shape["elements"] == counts:
+                shape["calls"] += 1
+                return shape
+        shape = {"values": values, "elements": counts, "calls": 1, "grid": list(grid),
+                 "element_sizes": {name: e.element_size for name, e in extents.items()}}
+        if len(stats.shapes) < SHAPES:
+            stats.shapes.append(shape)
+        return shape
+
+    @staticmethod
+    def _host_view(extent: Extent) -> np.ndarray:
+        return np.ctypeslib.as_array((ctypes.c_uint8 * extent.size).from_address(extent.base))
+
+    def _reduction_buffer(self, region: int, role: str, name: str, count: int) -> DeviceBuffer:
+        """A reduction's device buffer, made once per region and grown when a grid needs more
+        (freeing device memory synchronises a GPU)."""
+        dtype = self.scalar_types[name]
+        key = (region, role, name)
+        buffer = self._reduction_buffers.get(key)
+        if buffer is None or buffer.nbytes < count * dtype.itemsize:
+            if buffer is not None:
+                self.device.free(buffer)
+                self._prepared[region].clear()     # their launches used the old buffer
+            buffer = self._reduction_buffers[key] = self.device.alloc(count * dtype.itemsize)
+        return buffer
+
+    # ---- one call ----------------------------------------------------------------------
+    def _run(self, region: HostRegion, plan: KernelPlan, call: PreparedCall, stats: RegionStats) -> dict:
+        traffic = Traffic()
+        counted = ctypes.byref(traffic)
+        for transfer in call.transfers:
+            self.residency.bring_in(transfer.allocation, transfer.need, counted)
+        for buffer, value in call.initial:
+            self.device.copy_to_device(buffer, value)
+        for launch in call.launches:
+            stats.kernel_seconds += launch()
+        for transfer in call.transfers:
+            if transfer.written:
+                self.residency.written(transfer.allocation, transfer.writes, region.id, counted)
+            else:
+                self.residency.release_read(transfer.allocation)
+        started = time.perf_counter()
+        results = {}
+        for name, buffer in call.outs.items():
+            value = np.zeros(1, dtype=self.scalar_types[name])
+            self.device.copy_to_host(buffer, value)
+            traffic.d2h_bytes += value.nbytes
+            traffic.d2h_copies += 1
+            results[name] = value[0]
+        traffic.d2h_seconds += time.perf_counter() - started
+        stats.h2d_seconds += traffic.h2d_seconds
+        stats.d2h_seconds += traffic.d2h_seconds
+        stats.transfer_seconds += traffic.h2d_seconds + traffic.d2h_seconds
+        self._call_copies[region.id] += traffic.h2d_seconds + traffic.d2h_seconds
+        stats.h2d_bytes += traffic.h2d_bytes
+        stats.d2h_bytes += traffic.d2h_bytes
+        stats.h2d_copies += traffic.h2d_copies
+        stats.d2h_copies += traffic.d2h_copies
+        return results
 
     def _write_back(self, region: HostRegion, addrs, results, finals) -> None:
         for slot in region.slots:
@@ -317,66 +441,9 @@ class DeviceDispatcher:
             self.stats[writer].d2h_bytes += copied
 
 
-def launch_grid(plan: KernelPlan, scalars: dict) -> tuple[int, int, int]:
-    """The plan's grid, shrunk to what the loops' trip counts need (the kernels stride over
-    any grid, so this only saves idle threads). A loop whose bounds depend on an outer loop
-    is sized at the outer loop's first and last values."""
-    grid = list(plan.grid)
-    depth = len(plan.loops)
-    values = dict(scalars)
-    for k, loop in enumerate(plan.loops):
-        axis = plan.axes[k] if plan.axes else depth - 1 - k      # kernel.Variant's default map
-        trips = []
-        for outer in _outer_extremes(plan.loops[:k], values):
-            start, end = evaluate(loop.start, outer), evaluate(loop.end, outer)
-            if start is None or end is None:
-                trips = []
-                break
-            trips.append(_trip_count(start, end, loop))
-        if trips:
-            needed = -(-max(trips) // plan.block[axis])
-            grid[axis] = max(1, min(grid[axis], needed))
-    return tuple(grid)
-
-
-def _outer_extremes(outer_loops, values: dict) -> list[dict]:
-    """Variable bindings at the first and at the last iteration of the outer loops."""
-    choices = [dict(values)]
-    for loop in outer_loops:
-        extended = []
-        for binding in choices:
-            start, end = evaluate(loop.start, binding), evaluate(loop.end, binding)
-            if start is None or end is None:
-                return [values]
-            trips = _trip_count(start, end, loop)
-            last = start + max(trips - 1, 0) * loop.step
-            extended += [{**binding, loop.var: start}, {**binding, loop.var: last}]
-        choices = extended
-    return choices
-
-
-def _trip_count(start: int, end: int, loop) -> int:
-    if loop.inclusive:
-        end += 1 if loop.step > 0 else -1
-    span = (end - start) if loop.step > 0 else (start - end)
-    return max(0, -(-span // abs(loop.step)))
-
-
-def final_loop_values(plan: KernelPlan, scalars: dict) -> dict[str, int] | None:
-    """The values C leaves in the mapped loops' variables: each runs past its last iteration;
-    an inner loop's value is the one from the outer loop's last iteration. None if a bound
-    cannot be evaluated."""
-    values, finals = dict(scalars), {}
-    for loop in plan.loops:
-        start, end = evaluate(loop.start, values), evaluate(loop.end, values)
-        if start is None or end is None:
-            return None
-        trips = _trip_count(start, end, loop)
-        finals[loop.var] = start + trips * loop.step
-        if trips == 0:
-            break
-        values[loop.var] = start + (trips - 1) * loop.step
-    return finals
+def _byte_runs(runs, offset: int, element_size: int):
+    """Element runs of an array `offset` bytes into its allocation as byte runs from the base."""
+    return None if runs is None else runs * element_size + offset
 
 
 _SCALARS = {("float", 4): np.float32, ("float", 8): np.float64, ("int", 1): np.int8, ("int", 2): np.int16,

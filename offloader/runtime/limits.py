@@ -50,17 +50,18 @@ class MemoryLimit:
                 handle.write(str(os.getpid()))
 
     def hit(self) -> bool:
-        """Whether the limit stopped the program (the kernel's OOM killer acted in the group)."""
+        """Whether the limit stopped the program: the kernel's OOM killer acted in the group, as
+        its own counter says (v2 memory.events, v1 memory.oom_control: `oom_kill N`). Said out of
+        band, so it holds whatever status the program ended with."""
         if not self.directory:
             return False
-        for name, key in (("memory.events", "oom_kill"), ("memory.failcnt", None)):
-            path = os.path.join(self.directory, name)
-            if os.path.exists(path):
-                with open(path) as handle:
-                    text = handle.read()
-                if key is None:
-                    return int(text.strip() or 0) > 0
-                return any(line.split()[1] != "0" for line in text.splitlines() if line.startswith(key))
+        for name in ("memory.events", "memory.oom_control"):
+            try:
+                with open(os.path.join(self.directory, name)) as handle:
+                    lines = handle.read().splitlines()
+            except OSError:
+                continue
+            return any(line.split()[1] != "0" for line in lines if line.split()[:1] == ["oom_kill"])
         return False
 
     def __exit__(self, *exc) -> None:

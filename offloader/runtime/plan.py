@@ -12,11 +12,8 @@ from pycparser import c_ast
 
 from ..analysis.header import parse_header
 from ..analysis.poly import Poly, to_poly
-from ..codegen.kernel import KernelSource
+from ..codegen.kernel import DEFAULT_WAVES, KernelSource
 from ..codegen.regions import Region
-
-DEFAULT_GRID = {1: (128, 1, 1), 2: (16, 16, 1), 3: (8, 8, 4)}     # the kernels stride over any grid
-
 
 @dataclass(frozen=True)
 class LoopBounds:
@@ -65,7 +62,7 @@ class KernelPlan:
     kernel: str
     final: Optional[str]
     arguments: tuple[str, ...]
-    grid: tuple[int, int, int]
+    waves: int                      # grid: blocks that fill the device this many times (launch.py)
     block: tuple[int, int, int]
     writes: tuple[str, ...]
     no_alias: tuple[str, ...]
@@ -80,11 +77,16 @@ class KernelPlan:
 
     @classmethod
     def from_json(cls, data: dict) -> "KernelPlan":
+        """Plans written before grids were sized from the device (a fixed `grid`) read with
+        the default waves."""
         data = dict(data)
+        if "waves" not in data:
+            data.pop("grid", None)
+            data["waves"] = DEFAULT_WAVES
         data["loops"] = tuple(LoopBounds(**loop) for loop in data["loops"])
         data["footprints"] = tuple(Footprint(**{**f, "loops": tuple(f["loops"])}) for f in data.get("footprints", ()))
         data["ranges"] = tuple(LoopRange(**r) for r in data.get("ranges", ()))
-        for key in ("arguments", "grid", "block", "writes", "no_alias", "axes", "not_written"):
+        for key in ("arguments", "block", "writes", "no_alias", "axes", "not_written"):
             data[key] = tuple(data.get(key, ()))
         return cls(**data)
 
@@ -100,7 +102,7 @@ def plan_for(kernel: KernelSource) -> KernelPlan:
         start, end = to_poly(header.start, symbols), to_poly(header.end, symbols)
         loops.append(LoopBounds(header.var, _terms(start), _terms(end), header.step, header.inclusive))
     footprints, ranges = region_footprints(region)
-    return KernelPlan(region.id, kernel.name, kernel.final_name, kernel.arguments, DEFAULT_GRID[depth],
+    return KernelPlan(region.id, kernel.name, kernel.final_name, kernel.arguments, kernel.variant.waves,
                       tuple(kernel.variant.block_for(depth)), tuple(sorted(region.top.writes)),
                       tuple(sorted(region.top.no_alias)),
                       tuple(loops), footprints, ranges, tuple(kernel.variant.axes_for(depth)),

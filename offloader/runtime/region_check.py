@@ -1,7 +1,8 @@
 """Region verification: the region's C twin runs on shadow copies of the inputs, and every
 array the region writes is compared element by element: |a - b| <= atol + rtol*|b|, with rtol
 from the C type and NaN equal to NaN. Reductions, summed in another order on the device, get
-a looser tolerance."""
+a looser tolerance. The largest relative error of each call is kept too (how close a verified
+region came to its tolerance, or how far a failing one is from it)."""
 
 from __future__ import annotations
 
@@ -58,10 +59,12 @@ def run_twin(library: ctypes.CDLL, region: HostRegion, extents, shadows, scalars
 
 
 def compare_region(region: HostRegion, plan, extents, shadows, results, twin_results, host_view, rtol=None):
-    """Mismatches between what the device left in host memory and what the twin computed."""
+    """(mismatches between what the device left in host memory and what the twin computed,
+    the largest relative error |device - cpu| / |cpu| of the floating-point values compared:
+    None when there were none)."""
     if twin_results is None:
-        return []
-    found = []
+        return [], None
+    found, largest = [], None
     for name in plan.writes:
         if name not in extents:
             continue
@@ -76,17 +79,34 @@ def compare_region(region: HostRegion, plan, extents, shadows, results, twin_res
                                             str(device_bytes[k]), str(cpu_bytes[k])))
             continue
         a, b = device_bytes.view(dtype), cpu_bytes.view(dtype)
+        largest = _larger(largest, a, b)
         k = _first_difference(a, b, TOLERANCE.get(np.dtype(dtype)), rtol)
         if k is not None:
             found.append(RegionMismatch(region.id, region.location, name, k, repr(a[k].item()), repr(b[k].item())))
     for name, value in results.items():
         expected = twin_results[name]
         dtype = np.dtype(type(value)) if isinstance(value, np.generic) else np.dtype(np.float64)
+        largest = _larger(largest, np.array([value]), np.array([expected], dtype=dtype))
         k = _first_difference(np.array([value]), np.array([expected], dtype=dtype),
                               REDUCTION_TOLERANCE.get(dtype), None)
         if k is not None:
             found.append(RegionMismatch(region.id, region.location, name, 0, repr(value.item()), repr(expected)))
-    return found
+    return found, largest
+
+
+def _larger(largest: float | None, a: np.ndarray, b: np.ndarray) -> float | None:
+    """max(largest, the largest relative error of a against b) over floating-point values where
+    b is finite and not 0 (integers are compared exactly, so they have none)."""
+    if not np.issubdtype(a.dtype, np.floating):
+        return largest
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        usable = np.isfinite(b) & (b != 0)
+        if not usable.any():
+            return largest
+        error = float(np.max(np.abs(a[usable] - b[usable]) / np.abs(b[usable])))
+    if error != error:                  # a NaN where the CPU has a number: as far off as can be
+        error = float("inf")
+    return error if largest is None else max(largest, error)
 
 
 def _first_difference(a: np.ndarray, b: np.ndarray, tolerance, rtol_override) -> int | None:

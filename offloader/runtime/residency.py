@@ -2,22 +2,19 @@
 a region reads before it writes and what the host reads afterwards.
 
 Copies are keyed by allocation (not by variable name), so a time-step pointer swap finds the
-right copy, and `free`/`realloc` drop it. Each allocation keeps two flags per unit of bytes,
-shared with the C runtime (hostprog/residency.c):
-  valid  the device copy holds the current value;
-  stale  the device copy is newer than the host's.
-Before a launch, the units the region needs that are not valid are copied in; after it, the
-units it may write become valid and stale. Nothing is copied back then: for allocations whose
-pages the runtime may protect (mapped heap blocks and file-scope arrays), the first host
-access to a stale page faults and the C runtime copies that page's stale units back. Other
-allocations (small heap blocks, stack arrays) cannot be watched, so their written units are
-copied back at once and their device copy is forgotten (the host may change them unseen).
+right copy, and `free`/`realloc` drop it. What each copy holds is kept in C
+(hostprog/residency.c) as byte intervals: `valid` (the device holds the current value) and
+`stale` (the device is newer). The C side also makes the copies and, for allocations whose
+pages it may protect (mapped heap blocks and file-scope arrays), catches host access to
+stale pages and copies back what they hold. Other allocations (small heap blocks, stack
+arrays) cannot be watched: their written bytes come back at once and their device copy is
+forgotten after each launch. This module creates and drops the copies and reads the C side's
+counters; it does no per-byte work.
 """
 
 from __future__ import annotations
 
 import ctypes
-import math
 import time
 from dataclasses import dataclass
 from typing import Optional
@@ -29,24 +26,52 @@ from ..device import Device, DeviceBuffer
 BLOCK_MAPPED, BLOCK_STATIC = 1, 2
 
 
+class Traffic(ctypes.Structure):
+    """struct __offload_traffic (runtime.h): what one region call copied."""
+
+    _fields_ = [("h2d_bytes", ctypes.c_ulonglong), ("d2h_bytes", ctypes.c_ulonglong),
+                ("h2d_copies", ctypes.c_ulonglong), ("d2h_copies", ctypes.c_ulonglong),
+                ("h2d_seconds", ctypes.c_double), ("d2h_seconds", ctypes.c_double)]
+
+
+class FaultStats(ctypes.Structure):
+    """struct __offload_fault_stats (runtime.h): host access to one allocation's device data."""
+
+    _fields_ = [("faults", ctypes.c_ulonglong), ("copies", ctypes.c_ulonglong),
+                ("copied_back", ctypes.c_ulonglong), ("fault_seconds", ctypes.c_double),
+                ("copy_seconds", ctypes.c_double)]
+
+
+@dataclass(frozen=True)
+class HostAccess:
+    """What host access to data a region wrote cost since the last look: copies back through
+    page faults or settled I/O buffers, and the fault handler's own time beside its copies."""
+
+    bytes: int = 0
+    copies: int = 0
+    faults: int = 0
+    fault_seconds: float = 0.0        # in the handler, without its copies
+    copy_seconds: float = 0.0
+
+    def __add__(self, other: "HostAccess") -> "HostAccess":
+        return HostAccess(*(a + b for a, b in zip(self.astuple(), other.astuple())))
+
+    def astuple(self) -> tuple:
+        return (self.bytes, self.copies, self.faults, self.fault_seconds, self.copy_seconds)
+
+
 @dataclass
 class Allocation:
     base: int
     size: int
     buffer: DeviceBuffer
-    unit: int
-    valid: np.ndarray              # uint8 per unit (shared with C while managed)
-    stale: np.ndarray
-    entry: int                     # C residency entry, or -1: not watched, copied back at once
+    entry: int                     # the C residency entry
     last_writer: int = -1          # region that last wrote it: host-access copies are its traffic
-    copied_seen: int = 0
+    seen: HostAccess = HostAccess()
 
 
-@dataclass
-class Traffic:
-    h2d_bytes: int = 0
-    d2h_bytes: int = 0
-    seconds: float = 0.0
+class ResidencyFull(Exception):
+    """No C residency entry is left for another allocation (the call runs on the CPU)."""
 
 
 class Residency:
@@ -54,142 +79,99 @@ class Residency:
         self.device = device
         self.allocations: dict[int, Allocation] = {}
         self._c = _Bound(library)
-        self._copy_kind_set = False
-        self._copied: dict[int, int] = {}        # region -> bytes copied back on host access
-        self.device_bytes = self.peak_bytes = 0  # device memory the copies hold, now and at most
+        self._copy_kind: Optional[int] = None
+        self._access: dict[int, HostAccess] = {}      # region -> host access since the last look
+        self.device_bytes = self.peak_bytes = 0       # device memory the copies hold, now and at most
+        self.alloc_seconds = 0.0                      # making device copies (the emulator fills them)
+        self.generation = 0                           # counts drops: what referred to a copy may be gone
 
-    # ---- before a launch ---------------------------------------------------------------
-    def allocation(self, base: int, size: int, kind: int, unit: int) -> Allocation:
-        """The device copy of the allocation at `base`, made on first use; `unit` (bytes) must
-        divide every element size and offset the caller will use."""
+    def allocation(self, base: int, size: int, kind: int) -> Allocation:
+        """The device copy of the allocation at `base`, made on first use."""
         found = self.allocations.get(base)
         if found is not None and found.size != size:
             self.drop(base, keeps_data=False)
             found = None
         if found is None:
+            started = time.perf_counter()
             buffer = self.device.alloc(size)
+            self.alloc_seconds += time.perf_counter() - started
+            copy_kind, address = self.device.address(buffer)
+            if self._copy_kind is None:
+                if not self._c.copy_kind(copy_kind):
+                    self.device.free(buffer)
+                    raise ResidencyFull(f"the runtime cannot copy device memory of kind {copy_kind}")
+                self._copy_kind = copy_kind
+            entry = self._c.manage(base, size, address, int(kind in (BLOCK_MAPPED, BLOCK_STATIC)),
+                                   int(kind == BLOCK_MAPPED))
+            if entry < 0:
+                self.device.free(buffer)
+                raise ResidencyFull("more allocations are on the device than the runtime can track")
             self.device_bytes += size
             self.peak_bytes = max(self.peak_bytes, self.device_bytes)
-            count = -(-size // unit)
-            found = Allocation(base, size, buffer, unit, np.zeros(count, np.uint8), np.zeros(count, np.uint8), -1)
-            self.allocations[base] = found
-            if kind in (BLOCK_MAPPED, BLOCK_STATIC):
-                self._manage(found)
-        elif unit < found.unit or found.unit % unit:
-            self._refine(found, math.gcd(found.unit, unit))
+            found = self.allocations[base] = Allocation(base, size, buffer, entry)
         return found
 
-    def bring_in(self, alloc: Allocation, need: Optional[np.ndarray], traffic: Traffic) -> None:
-        """Copy to the device the units in `need` (unit indices; None: all) it does not hold."""
-        wanted = np.ones(len(alloc.valid), dtype=bool) if need is None else _mask(need, len(alloc.valid))
-        missing = wanted & (alloc.valid == 0)
-        if not missing.any():
-            return
-        started = time.perf_counter()
-        if alloc.entry >= 0:
-            self._c.open(alloc.entry)                     # readable, until protect() after the launch
-        host = _host_bytes(alloc.base, alloc.size)
-        for start, end in _runs(missing):
-            lo, hi = start * alloc.unit, min(end * alloc.unit, alloc.size)
-            self.device.copy_to_device(alloc.buffer.at(lo), host[lo:hi])
-            traffic.h2d_bytes += hi - lo
-        alloc.valid[missing] = 1
-        traffic.seconds += time.perf_counter() - started
+    def bring_in(self, alloc: Allocation, runs: "Runs", traffic) -> None:
+        """Copy to the device the bytes of `runs` that it does not hold (`traffic`: a
+        ctypes.byref of a Traffic, which the copies are added to)."""
+        if not self._c.need(alloc.entry, runs.address, runs.count, traffic):
+            raise RuntimeError("a copy to the device failed")
 
-    # ---- after a launch ----------------------------------------------------------------
-    def written(self, alloc: Allocation, units: Optional[np.ndarray], region: int, traffic: Traffic) -> None:
-        """The launch may have changed `units` (None: all) on the device."""
-        if units is None:
-            alloc.valid[:] = 1
-            alloc.stale[:] = 1
-        else:
-            alloc.valid[units] = 1
-            alloc.stale[units] = 1
+    def written(self, alloc: Allocation, runs: "Runs", region: int, traffic) -> None:
+        """The launch may have changed `runs` on the device."""
         if alloc.last_writer != region:
             self._collect(alloc)                  # what came back so far was the last writer's
             alloc.last_writer = region
-        if alloc.entry >= 0:
-            if self._c.protect(alloc.entry):
-                return
-            self._c.release(alloc.entry)                  # too many mappings: stop watching it
-            alloc.entry = -1
-        started = time.perf_counter()
-        traffic.d2h_bytes += self._copy_back(alloc)
-        alloc.valid[:] = 0                                # the host may change it unseen
-        traffic.seconds += time.perf_counter() - started
+        if not self._c.wrote(alloc.entry, runs.address, runs.count, traffic):
+            raise RuntimeError("a copy from the device failed")
 
     def release_read(self, alloc: Allocation) -> None:
-        """After a launch that only read the allocation: watch it again, or, if it cannot be
-        watched, forget the device copy (host code may change it unseen)."""
-        if alloc.entry >= 0 and self._c.protect(alloc.entry):
-            return
-        if alloc.entry >= 0:
-            self._c.release(alloc.entry)
-            alloc.entry = -1
-            self._copy_back(alloc)
-        alloc.valid[:] = 0
+        """After a launch that only read the allocation (an unwatched copy is forgotten)."""
+        self._c.read_done(alloc.entry)
 
-    # ---- host access and release -------------------------------------------------------
-    def copied_on_access(self) -> dict[int, int]:
-        """Bytes copied back on host access since the last call, by the region that wrote them."""
+    def host_access(self) -> dict[int, HostAccess]:
+        """Per region, what host access to the data it wrote cost since the last call."""
         for alloc in self.allocations.values():
             self._collect(alloc)
-        out, self._copied = self._copied, {}
+        out, self._access = self._access, {}
         return out
 
     def _collect(self, alloc: Allocation) -> None:
-        if alloc.entry >= 0:
-            total = self._c.copied_back(alloc.entry)
-            if total > alloc.copied_seen:
-                self._copied[alloc.last_writer] = self._copied.get(alloc.last_writer, 0) + total - alloc.copied_seen
-                alloc.copied_seen = total
+        stats = FaultStats()
+        self._c.stats(alloc.entry, ctypes.byref(stats))
+        now = HostAccess(stats.copied_back, stats.copies, stats.faults,
+                         stats.fault_seconds - stats.copy_seconds, stats.copy_seconds)
+        new = HostAccess(*(a - b for a, b in zip(now.astuple(), alloc.seen.astuple())))
+        if new.bytes or new.faults:
+            self._access[alloc.last_writer] = self._access.get(alloc.last_writer, HostAccess()) + new
+        alloc.seen = now
 
     def drop(self, base: int, keeps_data: bool) -> tuple[int, int]:
         """Forget the device copy of the allocation at `base` (it is being freed or moved by
-        realloc; then, `keeps_data`, its newer units come back first). Returns the writer
+        realloc; then, `keeps_data`, its newer bytes come back first). Returns the writer
         region and the bytes copied back."""
         alloc = self.allocations.pop(base, None)
         if alloc is None:
             return -1, 0
-        copied = 0
-        if alloc.entry >= 0:
-            total = self._c.release(alloc.entry)
-            copied += total - alloc.copied_seen
-        if keeps_data:
-            copied += self._copy_back(alloc)
+        self.generation += 1
+        self._collect(alloc)
+        traffic = Traffic()
+        if not self._c.release(alloc.entry, int(keeps_data), ctypes.byref(traffic)):
+            raise RuntimeError("a copy from the device failed")
         self.device.free(alloc.buffer)
         self.device_bytes -= alloc.size
-        return alloc.last_writer, copied
+        return alloc.last_writer, traffic.d2h_bytes
 
-    # ---- helpers -----------------------------------------------------------------------
-    def _copy_back(self, alloc: Allocation) -> int:
-        host = _host_bytes(alloc.base, alloc.size)
-        moved = 0
-        for start, end in _runs(alloc.stale != 0):
-            lo, hi = start * alloc.unit, min(end * alloc.unit, alloc.size)
-            self.device.copy_to_host(alloc.buffer.at(lo), host[lo:hi])
-            moved += hi - lo
-        alloc.stale[:] = 0
-        return moved
 
-    def _manage(self, alloc: Allocation) -> None:
-        kind, address = self.device.address(alloc.buffer)
-        if not self._copy_kind_set:
-            self._copy_kind_set = bool(self._c.copy_kind(kind))
-        if not self._copy_kind_set:
-            return
-        alloc.entry = self._c.manage(alloc.base, alloc.size, address, alloc.unit,
-                                     alloc.valid.ctypes.data, alloc.stale.ctypes.data)
+class Runs:
+    """Byte runs from an allocation's base, as C takes them: [lo, hi) pairs, sorted and
+    disjoint, in an int64 array of shape (k, 2) this object keeps alive; None: all of it."""
 
-    def _refine(self, alloc: Allocation, unit: int) -> None:
-        factor = alloc.unit // unit
-        count = -(-alloc.size // unit)
-        alloc.valid = np.repeat(alloc.valid, factor)[:count].copy()
-        alloc.stale = np.repeat(alloc.stale, factor)[:count].copy()
-        alloc.unit = unit
-        if alloc.entry >= 0:
-            kind, address = self.device.address(alloc.buffer)
-            self._c.manage(alloc.base, alloc.size, address, unit, alloc.valid.ctypes.data, alloc.stale.ctypes.data)
+    __slots__ = ("pairs", "address", "count")
+
+    def __init__(self, pairs: Optional[np.ndarray]):
+        self.pairs = None if pairs is None else np.ascontiguousarray(pairs, dtype=np.int64)
+        self.address, self.count = (0, -1) if self.pairs is None else (self.pairs.ctypes.data, len(self.pairs))
 
 
 class _Bound:
@@ -197,47 +179,20 @@ class _Bound:
 
     def __init__(self, library: ctypes.CDLL):
         f = lambda name: getattr(library, "__offload_residency_" + name)  # noqa: E731 - no name mangling
+        traffic = ctypes.POINTER(Traffic)
         self.copy_kind = f("copy_kind")
         self.copy_kind.argtypes, self.copy_kind.restype = [ctypes.c_int], ctypes.c_int
         self.manage = f("manage")
-        self.manage.argtypes = [ctypes.c_void_p, ctypes.c_longlong, ctypes.c_ulonglong, ctypes.c_longlong,
-                                ctypes.c_void_p, ctypes.c_void_p]
+        self.manage.argtypes = [ctypes.c_void_p, ctypes.c_longlong, ctypes.c_ulonglong, ctypes.c_int, ctypes.c_int]
         self.manage.restype = ctypes.c_int
-        self.protect = f("protect")
-        self.protect.argtypes, self.protect.restype = [ctypes.c_int], ctypes.c_int
-        self.open = f("open")
-        self.open.argtypes, self.open.restype = [ctypes.c_int], None
+        for name in ("need", "wrote"):
+            function = f(name)
+            function.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_longlong, traffic]
+            function.restype = ctypes.c_int
+            setattr(self, name, function)
+        self.read_done = f("read_done")
+        self.read_done.argtypes, self.read_done.restype = [ctypes.c_int], None
         self.release = f("release")
-        self.release.argtypes, self.release.restype = [ctypes.c_int], ctypes.c_ulonglong
-        self.copied_back = f("copied_back")
-        self.copied_back.argtypes, self.copied_back.restype = [ctypes.c_int], ctypes.c_ulonglong
-
-
-def _host_bytes(base: int, size: int) -> np.ndarray:
-    return np.ctypeslib.as_array((ctypes.c_uint8 * size).from_address(base))
-
-
-def _mask(indices: np.ndarray, count: int) -> np.ndarray:
-    mask = np.zeros(count, dtype=bool)
-    mask[indices] = True
-    return mask
-
-
-def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
-    """[start, end) of every run of True (mask: bool or 0/1 uint8)."""
-    if mask.all():
-        return [(0, len(mask))] if len(mask) else []
-    edges = np.flatnonzero(np.diff(mask.view(np.int8), prepend=0, append=0))
-    return list(zip(edges[::2].tolist(), edges[1::2].tolist()))
-
-
-def element_units(elements: Optional[np.ndarray], offset: int, element_size: int, unit: int) -> Optional[np.ndarray]:
-    """Unit indices of the given elements of an array that starts `offset` bytes into its
-    allocation (None stays None: all of it)."""
-    if elements is None:
-        return None
-    per = element_size // unit
-    first = offset // unit + elements * per
-    if per == 1:
-        return first
-    return (first[:, None] + np.arange(per, dtype=np.int64)).ravel()
+        self.release.argtypes, self.release.restype = [ctypes.c_int, ctypes.c_int, traffic], ctypes.c_int
+        self.stats = f("stats")
+        self.stats.argtypes, self.stats.restype = [ctypes.c_int, ctypes.POINTER(FaultStats)], None

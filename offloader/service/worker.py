@@ -25,6 +25,9 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Callable, Optional
 
+from sizing.document import recommendation_summary
+
+from ..contracts.plan import summary as plan_summary
 from .config import ServiceConfig
 from .jobspec import OUT, SRC, JobOptions, size_argv, tune_argv
 from .progress import tune_progress
@@ -39,10 +42,6 @@ OUTPUTS = {"plan.json": 4 << 20, "profile.json": 4 << 20, "sizing.json": 4 << 20
 ARCHIVE_CAP = 64 << 20
 PACKED = (*OUTPUTS, "program")
 LOCKED_DEVICES = ("cpu", "cuda0")      # offloader.tune.lock's names
-PLAN_FIELDS = ("app", "verified", "verified_on", "speedup", "timing", "gpu_regions", "reason_none",
-               "cpu_seconds", "offloaded_seconds", "gpu_model", "measurements")
-RECOMMENDATION_FIELDS = ("config", "vcpus", "vgpu_type", "fraction", "price_per_hour", "predicted_seconds",
-                         "cost_per_run", "cpu_kind", "gpu_kind")
 
 
 def gpu_present() -> bool:
@@ -186,15 +185,13 @@ class JobRun:
         plan = _json(maybe_read(self.dir, f"{OUT}/plan.json", OUTPUTS["plan.json"]))
         result: dict = {"app": self.job.options.get("app"), "attempt": self.job.attempts}
         if plan is not None:
-            result.update({k: plan.get(k) for k in PLAN_FIELDS if k in plan})
+            result.update(plan_summary(plan))
         if tune.returncode not in (0, 1) or plan is None:
             return FAILED, result, "tune failed: " + _why(tune)
         self.phase = "size"
         size = self._sandboxed("size", size_argv(self.python, self.options, self._catalog()))
         sizing = _json(maybe_read(self.dir, f"{OUT}/sizing.json", OUTPUTS["sizing.json"]))
-        recommendation = (sizing or {}).get("recommendation") if size.returncode in (0, 1) else None
-        result["recommendation"] = ({k: recommendation.get(k) for k in RECOMMENDATION_FIELDS}
-                                    if isinstance(recommendation, dict) else None)
+        result["recommendation"] = recommendation_summary(sizing) if size.returncode in (0, 1) else None
         if result["recommendation"] is None:
             result["sizing_note"] = ("no configuration meets the constraints" if size.returncode == 1
                                      else _why(size))

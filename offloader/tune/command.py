@@ -15,13 +15,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
+from sizing.profile import write_tuned
+
 from ..buildopts import BuildOptions
 from ..device import choose_kind
 from ..errors import UserError
+from ..hostprog.baseline import cpu_baseline
 from ..runtime.run import PreparedProgram, RunOptions
 from .candidates import ProgramObjective, search_space, variant_of
 from .environment import environment
 from .outputs import plan_document, profile_document, write_json, write_trials
+from .study import identity_hash
 
 
 @dataclass
@@ -42,16 +46,18 @@ class TuneRequest:
 
 
 def identity_of(request: TuneRequest, device_kind: str, gpu_model: Optional[str]) -> dict:
-    """What makes two tunings the same study: the sources' text, build options, inputs,
-    the device and the GPU model the objective is for."""
+    """What makes two tunings the same study: the sources' text, build options, the CPU
+    baseline they are compared with, inputs, the device and the GPU model the objective is for."""
     digest = hashlib.sha256()
     for path in request.options.sources:
         digest.update(Path(path).read_bytes())
+    baseline = cpu_baseline(request.options)
     return {"source_hash": digest.hexdigest(),
             "build_options": {"sources": list(request.options.sources),
                               "include_dirs": list(request.options.include_dirs),
                               "defines": list(request.options.defines), "cflags": request.options.cflags,
-                              "baseline_flags": "-O2"},
+                              "baseline_flags": " ".join(baseline.flags)},
+            "baseline": baseline.identity(),
             "args": [list(a) for a in request.args_sets], "device": device_kind, "gpu_model": gpu_model}
 
 
@@ -75,9 +81,10 @@ def tune_program(request: TuneRequest, say: Callable[[str], None] = lambda m: No
     prepared = PreparedProgram(request.options, str(build), say)      # a missing or bad source stops here
     identity = identity_of(request, kind, gpu_model)
     space = search_space(prepared)
-    run = RunOptions(device=kind, timeout=request.timeout, memory_limit=request.memory_limit)
+    run = RunOptions(device=kind, timeout=request.timeout, memory_limit=request.memory_limit,
+                     gpu_model=gpu_model or RunOptions.gpu_model)
     objective = ProgramObjective(prepared, run, request.args_sets, gpu_model,
-                                 out / "measurements", identity["source_hash"], request.repeats)
+                                 out / "measurements", identity_hash(identity), request.repeats)
     say(f"{len(prepared.regions)} region(s), {space.size} configuration(s); device: {why}"
         + (f"; GPU times are modeled for {gpu_model}" if kind == "emu" else ""))
     objective.baseline()                     # a program that fails on its own stops here, with why
@@ -105,23 +112,27 @@ def tune_program(request: TuneRequest, say: Callable[[str], None] = lambda m: No
     say("building and verifying the offloaded program")
     ship_program(prepared, variants, gpu, out / "program")
     verified, note = verify_shipped(out / "program", prepared, list(request.args_sets[0]), device=kind)
-    device = measurement.report.get("device", kind)
+    device = measurement.report.device or kind
     verified_on = "emu" if kind == "emu" else device
     outcome = measurement.outcome
     timing = outcome.kind if outcome.ok else "measured"
     plan = plan_document(app=app, identity=identity, prepared=prepared, best_key=best_key, space=space,
                          outcome=outcome, cpu_seconds=cpu_seconds, verified=verified, verified_on=verified_on,
                          device=device, gpu_model=gpu_model, strategy=request.strategy,
-                         measurements=result.measured, reason_none=reason_none)
+                         measurements=result.measured, reason_none=reason_none, report=measurement.report,
+                         plans=prepared.kernels(variants)[1])
     profile_device = f"{gpu_model} (modeled)" if timing == "modeled" else device
+    baseline = cpu_baseline(request.options)
     profile = profile_document(app=app, kind=timing, device=profile_device, outcome=outcome,
                                report=measurement.report, model=measurement.model, cpu_seconds=cpu_seconds,
-                               region_cpu_seconds=objective.region_cpu_seconds())
-    plan["environment"] = environment(request.options.cflags, kind)
+                               region_cpu_seconds=objective.region_cpu_seconds(), baseline=baseline)
+    plan["environment"] = environment(baseline, kind)
     if measurement.model and "model_errors" in measurement.model:
         plan["model_errors"] = measurement.model["model_errors"]     # on a GPU: modeled vs measured
     write_json(out / "plan.json", plan)
-    write_json(out / "profile.json", profile)
+    scaling = write_tuned(out / "profile.json", profile)
+    if scaling:
+        say(scaling)
     write_trials(out / "trials.csv", _study(storage, opened.name))
     report = write_report(out)
     return {"app": app, "out": str(out), "plan": plan, "stopped": result.stopped, "measured": result.measured,
@@ -153,12 +164,15 @@ def _why_none(prepared: PreparedProgram, objective: ProgramObjective, result) ->
     """Why the best pattern keeps every region on the CPU, in the user's terms."""
     if not prepared.regions:
         return "no loop is offloadable (see `offload analyze`)"
-    gpu, transfer = 0.0, 0.0
+    gpu, transfer, host = 0.0, 0.0, 0.0
     for measurement in objective.measurements.values():
         for profile in measurement.outcome.regions.values():
             if profile.gpu_seconds is not None:
                 gpu += profile.gpu_seconds
                 transfer += profile.transfer_seconds or 0.0
+                host += profile.host_seconds or 0.0
+    if gpu and host > gpu / 2:
+        return "the runtime's host-side work per call costs more than the kernels save"
     if gpu and transfer > gpu / 2:
         return "transfers cost more than the kernels save"
     if result.measured <= 1:

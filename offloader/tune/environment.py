@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import os
 import platform
-import subprocess
 from pathlib import Path
 
-from ..hostprog.build import BASE_FLAGS
-from ..hostprog.compiler import cc
+from ..hostprog.baseline import CpuBaseline
 
 
 def cpu_model() -> str:
@@ -22,18 +20,12 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def compiler_version() -> str:
-    try:
-        done = subprocess.run([cc()[0], "--version"], capture_output=True, text=True, timeout=30)
-        return done.stdout.splitlines()[0] if done.stdout else done.stderr.strip()
-    except (OSError, subprocess.SubprocessError, IndexError) as exc:
-        return f"unknown ({exc})"
-
-
-def environment(cflags: str, device_kind: str) -> dict:
+def environment(baseline: CpuBaseline, device_kind: str) -> dict:
     """The record every plan carries; NVML only when a GPU did the measuring."""
-    record = {"host_cpu": cpu_model(), "host_cpus": os.cpu_count(), "compiler": compiler_version(),
-              "baseline_flags": " ".join([*BASE_FLAGS, cflags]).strip()}
+    record = {"host_cpu": cpu_model(), "host_cpus": os.cpu_count(),
+              "compiler": baseline.identity()["compiler_version"],
+              "baseline_flags": " ".join([*baseline.flags, baseline.options.cflags]).strip(),
+              "baseline": baseline.describe()}
     if device_kind == "cuda":
         from vgpu.nvml import read_nvml
 

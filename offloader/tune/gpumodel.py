@@ -19,7 +19,9 @@ Per call (each distinct call shape the run recorded, times its calls):
   max(fp32 / fp32_peak + fp64 / fp64_peak, dram / bandwidth, l1 / l1_bandwidth), which a
   full machine reaches;
 - plus a launch overhead per kernel launch; transfers are the run's h2d/d2h bytes over the
-  board's PCIe link plus a latency per direction that moved data.
+  board's PCIe link plus a latency per copy the runtime made.
+The host-side work of the runtime itself (the dispatcher, the fault handler) is not modeled
+here: it is measured in the run, and the tuner adds it (tune/candidates.py).
 """
 
 from __future__ import annotations
@@ -28,7 +30,6 @@ import hashlib
 import json
 import math
 import os
-import subprocess
 import tomllib
 from dataclasses import asdict, dataclass, field, replace
 from functools import cache
@@ -41,9 +42,10 @@ from sizing.gpu_models import BOARDS, Board
 
 from ..device.emu_compiler import cache_dir
 from ..device.errors import CompileFailure
-from ..device.nvcc import KernelResources, check, find_nvcc
-from ..runtime.dispatcher import launch_grid
+from ..device.base import Capacity
+from ..device.nvcc import KernelResources, check, find_nvcc, nvcc_version
 from ..runtime.footprints import bound_values, region_accesses
+from ..runtime.launch import launch_grid
 from ..runtime.plan import KernelPlan
 from .opcount import ARITHMETIC, MATH, UNKNOWN_CALL, RegionOps
 
@@ -83,6 +85,10 @@ class GpuSpec:
     link_latency_us: float
     launch_us: float
 
+    @property
+    def capacity(self) -> Capacity:
+        return Capacity(self.sms, self.max_threads_per_sm, self.max_blocks_per_sm)
+
     def figures(self) -> dict:
         return {**{k: v for k, v in asdict(self).items() if k != "board"}, "board": self.board.name,
                 "fp32_tflops": self.board.fp32_tflops, "fp64_tflops": self.board.fp64_tflops,
@@ -106,11 +112,6 @@ def gpu_spec(gpu: Union[str, GpuSpec]) -> GpuSpec:
 
 
 # ---- ptxas: registers and shared memory per kernel --------------------------------------------
-@cache
-def _nvcc_version(nvcc: str) -> str:
-    return subprocess.run([nvcc, "--version"], capture_output=True, text=True).stdout.strip().splitlines()[-1]
-
-
 def ptxas_resources(source: str, gpu: Union[str, GpuSpec]) -> dict[str, KernelResources]:
     """Per kernel of `source`, what `nvcc -Xptxas -v` reports for the GPU's arch (cached on
     disk by text, arch and nvcc version). {} when nvcc is missing: the model then assumes
@@ -119,7 +120,7 @@ def ptxas_resources(source: str, gpu: Union[str, GpuSpec]) -> dict[str, KernelRe
     nvcc = find_nvcc()
     if nvcc is None:
         return {}
-    key = hashlib.sha256("\0".join((_nvcc_version(nvcc), spec.arch, source)).encode()).hexdigest()
+    key = hashlib.sha256("\0".join((nvcc_version(nvcc), spec.arch, source)).encode()).hexdigest()
     path = cache_dir() / f"ptxas-{key[:32]}.json"
     if path.exists():
         return {name: KernelResources(**values) for name, values in json.loads(path.read_text()).items()}
@@ -233,18 +234,22 @@ def _count_footprints(plan: KernelPlan, shape: Mapping) -> dict[str, dict[str, t
     for direction in ("read", "write"):
         part = replace(plan, footprints=tuple(f for f in plan.footprints if getattr(f, direction)))
         for name, access in region_accesses(part, shape["values"], elements).items():
-            points = access.need if direction == "read" else access.writes
+            runs = access.need if direction == "read" else access.writes
             size = sizes.get(name, 1)
-            if points is None:
-                count = int(elements[name])
-                counts = (count, -(-count * size // SECTOR))
-            else:
-                sectors = points * size // SECTOR          # points are sorted: so are their sectors
-                counts = (len(points), int(np.count_nonzero(np.diff(sectors))) + (len(points) > 0) if size < SECTOR
-                          else len(points) * -(-size // SECTOR))
-            if counts[0]:
-                out.setdefault(name, {})[direction] = counts
+            if runs is None:
+                runs = np.array([[0, int(elements[name])]], dtype=np.int64)
+            count = int((runs[:, 1] - runs[:, 0]).sum())
+            if count:
+                out.setdefault(name, {})[direction] = (count, _sectors(runs, size))
     return out
+
+
+def _sectors(runs: np.ndarray, size: int) -> int:
+    """Distinct 32-byte sectors the element runs touch (the pointer assumed sector-aligned):
+    per run its first to last sector, less the one a run shares with the run before."""
+    first, last = runs[:, 0] * size // SECTOR, (runs[:, 1] * size - 1) // SECTOR
+    shared = np.count_nonzero(first[1:] == last[:-1]) if len(runs) > 1 else 0
+    return int((last - first + 1).sum()) - shared
 
 
 def thread_x_stride(offset: Optional[list], thread_x: str, values: Mapping[str, int]) -> Optional[int]:
@@ -390,11 +395,12 @@ class RegionModel:
 
 def model_region(plan: KernelPlan, ops: RegionOps, shapes: list[dict], gpu: Union[str, GpuSpec],
                  ptx_info: Optional[KernelResources], *, calls: Optional[int] = None, h2d_bytes: int = 0,
-                 d2h_bytes: int = 0) -> RegionModel:
+                 d2h_bytes: int = 0, copies: Optional[int] = None) -> RegionModel:
     """The region's kernel time for the recorded call `shapes` (see the module docstring).
     `calls`: the region's device calls, when more than the shapes recorded (the runtime keeps
     a few distinct shapes; the rest are modeled as the average recorded call). Transfers:
-    the bytes the run moved for this region, over the link."""
+    the bytes the run moved for this region, over the link, and the link's latency per copy
+    the runtime made (`copies`; None: one per direction that moved data)."""
     spec = gpu_spec(gpu)
     resources = ptx_info or KernelResources(registers=ASSUMED_REGISTERS)
     resident, limiter = occupancy(spec, plan.block, resources)
@@ -419,7 +425,7 @@ def model_region(plan: KernelPlan, ops: RegionOps, shapes: list[dict], gpu: Unio
             fp[0] += count * group.fp32
             fp[1] += count * group.fp64
         compulsory, nbytes = dram_bytes(plan, shape, thread_x, spec)
-        grid = launch_grid(plan, values)
+        grid = launch_grid(plan, values, spec.capacity)
         outer = trip_count(ops.mapped[:x_index], ranges, values)[0]
         trips_x = trip_count(ops.mapped[:x_index + 1], ranges, values)[0] / max(outer, 1)
         threads_x = grid[0] * plan.block[0]
@@ -440,8 +446,9 @@ def model_region(plan: KernelPlan, ops: RegionOps, shapes: list[dict], gpu: Unio
         notes.append(f"{calls - recorded} calls of unrecorded shapes modeled as the average recorded call")
         totals *= calls / max(recorded, 1)
     launches = calls * (2 if plan.final else 1)
-    transfer = (h2d_bytes + d2h_bytes) / (spec.link_gbps * 1e9) + \
-        spec.link_latency_us * 1e-6 * ((h2d_bytes > 0) + (d2h_bytes > 0))
+    if copies is None:
+        copies = (h2d_bytes > 0) + (d2h_bytes > 0)
+    transfer = (h2d_bytes + d2h_bytes) / (spec.link_gbps * 1e9) + spec.link_latency_us * 1e-6 * copies
     return RegionModel(plan.region, plan.kernel, spec.name, calls, *map(float, totals[:6]),
                        launch_seconds=launches * spec.launch_us * 1e-6, transfer_seconds=transfer,
                        h2d_bytes=h2d_bytes, d2h_bytes=d2h_bytes, registers=resources.registers,
@@ -474,9 +481,9 @@ def model_inputs(spec: GpuSpec, ptx_by_kernel: Mapping) -> ModelInputs:
         "flops": "static counts per statement group (offloader/tune/opcount.py)",
         "bytes": "DRAM: compulsory footprint in 32-byte sectors, times the threadIdx.x sector factor when "
                  "the working set exceeds L2; L1: every access's warp sectors",
-        "occupancy": f"nvcc -Xptxas -v for {spec.arch} ({_nvcc_version(nvcc)})" if ptx_by_kernel and nvcc
+        "occupancy": f"nvcc -Xptxas -v for {spec.arch} ({nvcc_version(nvcc)})" if ptx_by_kernel and nvcc
         else f"assumed {ASSUMED_REGISTERS} registers per thread",
-        "transfers": "offload run h2d/d2h bytes over link_gbps, plus link_latency_us per direction that moved data",
+        "transfers": "offload run h2d/d2h bytes over link_gbps, plus link_latency_us per copy the runtime made",
         "launches": "launch_us per kernel launch"})
 
 
@@ -516,8 +523,17 @@ def model_program(report: dict, plans: Mapping, ops_by_region: Mapping[int, Regi
             plan = plans[str(rid)]
             regions.append(model_region(plan, ops_by_region[rid], entry["shapes"], spec,
                                         ptx_by_kernel.get(plan.kernel), calls=entry["device_runs"],
-                                        h2d_bytes=entry["h2d_bytes"], d2h_bytes=entry["d2h_bytes"]))
+                                        h2d_bytes=entry["h2d_bytes"], d2h_bytes=entry["d2h_bytes"],
+                                        copies=_copies(entry)))
     return ProgramModel(spec.name, model_inputs(spec, ptx_by_kernel), tuple(regions), skipped)
+
+
+def _copies(entry: dict) -> Optional[int]:
+    """The copies a region's calls made, from a run report (None for reports from before
+    the runtime counted them)."""
+    if "h2d_copies" not in entry:
+        return None
+    return entry["h2d_copies"] + entry["d2h_copies"]
 
 
 def model_run(report: dict, folder: Union[str, Path], ops_by_region: Mapping[int, RegionOps],
@@ -534,16 +550,18 @@ def compare_with_measured(model: ProgramModel, measured: dict) -> list[dict]:
     """Per modeled region, the model against a real GPU's `offload run --json` report of the
     same program and placement: kernel seconds (the model's, without launch overhead, as the
     runtime times kernels with CUDA events) and transfer seconds, with relative errors
-    (model - measured) / measured."""
+    (model - measured) / measured. A region the report has no device run of is `not_recorded`."""
     if measured.get("timing") != "measured":
         raise ValueError(f"the report's times are {measured.get('timing')!r}, not measured on a GPU")
     by_id = {r["id"]: r for r in measured["regions"]}
     out = []
     for region in model.regions:
         real = by_id.get(region.region)
-        if real is None or not real.get("device_runs"):
-            continue
         row = {"region": region.region, "gpu": model.gpu, "device": measured.get("device")}
+        if real is None or not real.get("device_runs"):
+            out.append({**row, "status": "not_recorded"})
+            continue
+        row["status"] = "compared"
         for what, modeled in (("kernel", region.kernel_seconds), ("transfer", region.transfer_seconds)):
             seen = real[f"{what}_seconds"]
             row.update({f"modeled_{what}_seconds": modeled, f"measured_{what}_seconds": seen,

@@ -13,8 +13,10 @@ from typing import Literal, Mapping, Optional, Protocol
 
 from offloader.tune.space import Config
 
-Status = Literal["ok", "compile_error", "launch_error", "timeout", "crash", "wrong_output"]
-FAILURES = ("compile_error", "launch_error", "timeout", "crash", "wrong_output")
+# not_recorded: a replay asked for a configuration its recording does not hold (nothing ran).
+Status = Literal["ok", "compile_error", "launch_error", "timeout", "memory_limit", "crash", "wrong_output",
+                 "not_recorded"]
+FAILURES = ("compile_error", "launch_error", "timeout", "memory_limit", "crash", "wrong_output", "not_recorded")
 Kind = Literal["measured", "modeled", "emulated"]
 KINDS = ("measured", "modeled", "emulated")
 WORST = math.inf   # the fitness of a failed candidate (times are minimised)
@@ -24,18 +26,21 @@ WORST = math.inf   # the fitness of a failed candidate (times are minimised)
 class RegionProfile:
     """One region's share of a run: its CPU time if it ran on the CPU, else its GPU time.
 
-    `gpu_seconds` includes the transfers this placement causes for the region;
-    `transfer_seconds` is that part, when known. Strategies use these to judge regions one by
-    one from a single run.
+    `gpu_seconds` includes the transfers this placement causes for the region and the
+    runtime's host-side work for it (the dispatcher, the fault handler: measured);
+    `transfer_seconds` and `host_seconds` are those parts, when known. Strategies use these
+    to judge regions one by one from a single run.
     """
 
     cpu_seconds: Optional[float] = None
     gpu_seconds: Optional[float] = None
     transfer_seconds: Optional[float] = None
+    host_seconds: Optional[float] = None
 
     def to_dict(self) -> dict:
         return {k: v for k, v in (("cpu_seconds", self.cpu_seconds), ("gpu_seconds", self.gpu_seconds),
-                                  ("transfer_seconds", self.transfer_seconds)) if v is not None}
+                                  ("transfer_seconds", self.transfer_seconds), ("host_seconds", self.host_seconds))
+                if v is not None}
 
     @property
     def kernel_seconds(self) -> Optional[float]:

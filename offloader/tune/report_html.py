@@ -17,6 +17,7 @@ import os
 from pathlib import Path
 from typing import Optional
 
+from ..contracts.plan import load_plan
 from ..userfiles import read_json_object
 
 TOP_TRIALS = 20
@@ -30,7 +31,7 @@ th{background:#eee}.gpu{background:#e8f4e8}.kind{font-weight:bold}.time{white-sp
 def write_report(results_dir: Path) -> Path:
     """Write results_dir/report.html from the files tune left there; returns its path."""
     results_dir = Path(results_dir)
-    plan = read_json_object(results_dir / "plan.json", "plan")
+    plan = load_plan(results_dir / "plan.json")
     profile_path = results_dir / "profile.json"
     profile = read_json_object(profile_path, "profile") if profile_path.exists() else {}
     trials = read_trials(results_dir / "trials.csv")

@@ -24,7 +24,8 @@ if TYPE_CHECKING:
 
 
 class Stop(Exception):
-    """The run ends here; `reason` is "budget", "time_limit" or "interrupted"."""
+    """The run ends here; `reason` is "budget", "time_limit", "interrupted", or "done" when
+    every configuration of the space is measured."""
 
     def __init__(self, reason: str):
         super().__init__(reason)
@@ -168,6 +169,8 @@ class Session:
     def _check(self) -> None:
         if self.budget is not None and self.study.measured >= self.budget:
             raise Stop("budget")
+        if len(self.study.cache) >= self.space.size:
+            raise Stop("done")           # every configuration is measured: nothing is left to learn
         if self.time_limit is not None and time.monotonic() - self.started >= self.time_limit:
             raise Stop("time_limit")
 
@@ -205,6 +208,8 @@ def tune(space: Space, objective: Objective, strategy: "Strategy", *, identity: 
             study.mark_finished("done")
         except Stop as stop:
             stopped = stop.reason
+            if stopped == "done":
+                study.mark_finished("done")
         except KeyboardInterrupt:
             if session.in_flight is not None:
                 study.fail(session.in_flight, "interrupted")

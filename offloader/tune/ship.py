@@ -3,11 +3,12 @@ builds with `make` and runs with `./run.sh ARGS`.
 
 What is shipped must be what was verified. So the host part is the tuning build's own
 instrumented sources, runtime files and CPU twins, and the Makefile compiles them with the
-commands hostprog/build.py runs, rebuilt here from the constants it exports (BASE_FLAGS,
-PIC_FLAGS, LINK_FLAGS, RUNTIME_SOURCES). The kernels and plans are those of the chosen
-variants. Because the Makefile is a second copy of build.py's commands, `verify_shipped`
-builds the folder with make, runs it and compares its output with the CPU original's before
-a plan may be called verified.
+commands hostprog/build.py runs, rebuilt here from the constants it exports (PIC_FLAGS,
+LINK_FLAGS, RUNTIME_SOURCES) and the CPU baseline's BASE_FLAGS. The kernels and plans are
+those of the chosen variants. Because the Makefile is a second copy of build.py's commands,
+`verify_shipped` builds the folder with make, runs it (the runner says out of band whether it
+started the program) and compares its output with the CPU original's before a plan may be
+called verified.
 
 Layout: src/<k>/<name>.c, rt/, gen/twin_<id>.c, hostprog.json, kernels.cu, plans.json,
 Makefile, run.sh, README.txt; `make` adds obj/ and libhost.so.
@@ -25,10 +26,13 @@ import tempfile
 from pathlib import Path
 
 from ..codegen.kernel import Variant
+from ..contracts.run_report import RuntimeStats, read_stats
 from ..hostprog.abi import USER_MAIN
-from ..hostprog.build import BASE_FLAGS, LINK_FLAGS, PIC_FLAGS, RUNTIME_FILES, RUNTIME_SOURCES
+from ..hostprog.baseline import BASE_FLAGS
+from ..hostprog.build import LINK_FLAGS, PIC_FLAGS, RUNTIME_FILES, RUNTIME_SOURCES
 from ..hostprog.compiler import cc
 from ..hostprog.runner import runner_env
+from ..hostprog.status import read_status
 from ..runtime.compare import compare_outputs
 from ..runtime.run import PreparedProgram, RunOptions
 
@@ -88,7 +92,8 @@ def verify_shipped(out_dir: Path, prepared: PreparedProgram, args, *, device: st
     first, second = prepared.reference_runs(RunOptions(args=tuple(args), timeout=timeout))
     with tempfile.TemporaryDirectory(prefix="offload-ship-") as scratch:
         env = {**os.environ, "OFFLOAD_DEVICE": device, "OFFLOAD_ARGV0": prepared.reference,
-               "OFFLOAD_STATS": os.path.join(scratch, "stats.json")}
+               "OFFLOAD_STATS": os.path.join(scratch, "stats.json"),
+               "OFFLOAD_STATUS": os.path.join(scratch, "status.json")}
         try:
             made = subprocess.run(["make", "-s", "-C", str(out_dir)], capture_output=True, text=True,
                                   timeout=timeout, errors="replace")
@@ -98,10 +103,14 @@ def verify_shipped(out_dir: Path, prepared: PreparedProgram, args, *, device: st
                                   timeout=timeout, errors="replace")
         except subprocess.TimeoutExpired as exc:
             return False, f"{exc.cmd[0]} ran for over {timeout:g} s"
-        stats = _read_stats(env["OFFLOAD_STATS"])
-    for rid, entry in stats.get("regions", {}).items():
-        if entry.get("errors"):
-            return False, f"region {rid} failed on the {device} device: {entry['errors'][0]}"
+        stats = read_stats(env["OFFLOAD_STATS"])[0] or RuntimeStats()     # none: every region stayed on the CPU
+        runner = read_status(env["OFFLOAD_STATUS"])
+    if runner is None or runner.failure is not None:
+        return False, ("the shipped program's runner failed: "
+                       + (runner.message if runner is not None else done.stderr.strip()[-400:]))
+    for rid, entry in stats.regions.items():
+        if entry.errors:
+            return False, f"region {rid} failed on the {device} device: {entry.errors[0]}"
     if done.returncode != first.returncode:
         return False, (f"the shipped program exited with status {done.returncode}, the CPU original with "
                        f"{first.returncode}: {done.stderr.strip()[-400:]}")
@@ -110,17 +119,9 @@ def verify_shipped(out_dir: Path, prepared: PreparedProgram, args, *, device: st
         comparison = compare_outputs(name, a, b, c, rtol, ignore)
         if not comparison.same:
             return False, f"the shipped program's {comparison.mismatch}"
-    runs = sum(entry.get("device_runs", 0) for entry in stats.get("regions", {}).values())
+    runs = sum(entry.device_runs for entry in stats.regions.values())
     return True, (f"the shipped build printed what the CPU original prints, with {runs} region run(s) on "
-                  f"{'the emulated device' if device == 'emu' else stats.get('device', device)}")
-
-
-def _read_stats(path: str) -> dict:
-    """The runtime's statistics of the run ({} when every region stayed on the CPU)."""
-    if not os.path.exists(path):
-        return {}
-    with open(path) as handle:
-        return json.load(handle)
+                  f"{'the emulated device' if device == 'emu' else stats.device or device}")
 
 
 def _make_words(words, assignment: bool = True) -> str:
@@ -188,10 +189,11 @@ def _run_script(prepared: PreparedProgram, gpu_regions: list[int]) -> str:
             f"#   OFFLOAD_PYTHON       a Python with offload installed (with pycuda for a GPU)\n"
             f"#   OFFLOAD_STATS        where per-region times go (default: stats.json here)\n"
             f"#   OFFLOAD_ARGV0        the program's argv[0]\n"
+            f"#   OFFLOAD_STATUS       a file where the runner says how it ended (its own failures)\n"
             f'here=$(CDPATH= cd -- "$(dirname -- "$0")" && pwd)\n'
             f"exec env {shlex.join(f'{k}={v}' for k, v in runner_env({}).items())} \\\n"
             f'  "${{OFFLOAD_PYTHON:-{sys.executable}}}" -m offloader.hostprog.runner "$here/libhost.so" \\\n'
-            f'  {dispatch} \\\n'
+            f'  {dispatch} ${{OFFLOAD_STATUS:+--status "$OFFLOAD_STATUS"}} \\\n'
             f'  --argv0 "${{OFFLOAD_ARGV0:-$0}}" -- "$@"\n')
 
 

@@ -161,7 +161,7 @@ class Space:
         """The config a `Config.key` names (checked against this space)."""
         gpu = {}
         seen = []
-        for part in key.split(";"):
+        for part in key.split(";") if key else ():      # "" is the one config of a space without regions
             rid, _, where = part.partition("=")
             seen.append(rid)
             if where == "cpu":

@@ -11,6 +11,7 @@ session measures, caches, counts the budget and stops it.
 
 from __future__ import annotations
 
+import itertools
 import statistics
 import warnings
 from abc import ABC, abstractmethod
@@ -52,7 +53,13 @@ class Exhaustive(Strategy):
 @dataclass
 class Genetic(Strategy):
     """NSGA-II with one objective over the region bits, launch settings at their defaults;
-    `settings=True` makes the settings genes too. Generations = budget // population."""
+    `settings=True` makes the settings genes too.
+
+    Like every strategy it spends the budget on measurements: it breeds generations until the
+    session stops it at the budget, until every configuration its genes can name is measured,
+    or until `stall` generations in a row propose nothing new (the population has converged).
+    The population is at most the budget, so a small budget still measures a first generation;
+    a budget of 1 is one random individual (NSGA-II needs two parents)."""
 
     name: ClassVar[str] = "ga"
     population: int = 20
@@ -60,20 +67,35 @@ class Genetic(Strategy):
     mutation_prob: float = 0.05
     seed: Optional[int] = None
     settings: bool = False
+    stall: int = 5
 
     def search(self, session: Session) -> None:
         if session.budget is None:
-            raise ValueError("ga needs a budget: generations = budget // population")
-        trials = session.budget // self.population * self.population
+            raise ValueError("ga needs a budget: the number of configurations it may measure")
+        population = min(self.population, session.budget)
         session.use_sampler(optuna.samplers.NSGAIISampler(
-            population_size=self.population, crossover_prob=self.crossover_prob,
-            mutation_prob=self.mutation_prob, seed=self.seed))
+            population_size=population, crossover_prob=self.crossover_prob,
+            mutation_prob=self.mutation_prob, seed=self.seed) if population >= 2
+            else optuna.samplers.RandomSampler(seed=self.seed))
         space, ids = session.space, session.space.ids
         tuned = ids if self.settings else ()
+        reachable = None if self.settings else _placements(space)
         session.phase = "ga"
-        while session.study.trials < trials:
-            session.propose(lambda trial: suggest(trial, space, space.all_cpu(), free=ids, tuned=tuned,
-                                                  conditional=False))
+        stale = 0
+        while stale < self.stall * population:
+            if reachable is not None and all(session.known(c) is not None for c in reachable):
+                return
+            proposal = session.propose(lambda trial: suggest(trial, space, space.all_cpu(), free=ids, tuned=tuned,
+                                                             conditional=False))
+            stale = 0 if proposal.fresh else stale + 1
+
+
+def _placements(space: Space) -> Optional[list[Config]]:
+    """Every placement at default settings, or None when there are too many to list."""
+    if len(space.ids) > 12:
+        return None
+    return [space.config([rid for rid, on in zip(space.ids, bits) if on])
+            for bits in itertools.product((False, True), repeat=len(space.ids))]
 
 
 @dataclass
