@@ -9,6 +9,8 @@ from .analysis import AnalysisResult
 from .frontend.sources import read_source
 
 _STYLE = {"parallel": "bold green", "sequential": "bold yellow", "not-offloadable": "bold red"}
+_CONDITION = {"no-alias": "if no overlap between ", "distinct-rows": "if no two rows overlap in ",
+              "not-written": "if the loop writes none of the memory of "}
 
 
 def render(result: AnalysisResult, console: Console) -> None:
@@ -29,8 +31,8 @@ def render(result: AnalysisResult, console: Console) -> None:
             extras.append("reductions " + ", ".join(f"{r['var']} ({r['op']})" for r in loop["reductions"]))
         if loop["private"]:
             extras.append("private " + ", ".join(loop["private"]))
-        if loop["conditions"]:
-            extras.append("if no overlap between " + ", ".join(loop["conditions"][0]["vars"]))
+        for condition in loop["conditions"]:
+            extras.append(_CONDITION[condition["kind"]] + ", ".join(condition["vars"]))
         if not loop["offload"] and loop["verdict"] == "parallel":
             extras.append(loop.get("selection", "not selected"))
         if extras:

@@ -15,6 +15,9 @@ class Expect:
     conditions: tuple = ()     # tuple of sorted var-name tuples for "no-alias" conditions, e.g. (("in", "out"),)
     reason_words: tuple = ()   # words that must appear in the joined reasons (e.g. the array/scalar/function name)
     why: str = ""              # one sentence: why this verdict (for humans)
+    not_written: tuple = ()    # sorted names of values loaded from memory (struct fields) whose bytes the
+                               # run-time check must find outside everything the loop writes ("not-written")
+    private: tuple = ()        # names that must be listed private (scratch arrays included)
 
 
 EXPECTED = {
@@ -156,5 +159,74 @@ EXPECTED = {
                why="writes row i of b, reads rows i-1..i+1 of a: separate unless a and b overlap."),
         Expect(29, "j", PAR, conditions=(("a", "b"),), why="writes b[i][j] only, reads a."),
         Expect(36, "k", SEQ, reason_words=("s",), why="s = 0.999*s + a[k] is not a reduction the runtime combines."),
+    ],
+    "particles.c": [
+        Expect(43, "i", PAR, conditions=(("p->m", "p->vx", "p->vy", "p->x", "p->y"),),
+               not_written=("p->m", "p->n", "p->vx", "p->vy", "p->x", "p->y"),
+               why="the fields of *p are loaded once: no store of the loop can reach them unless the run-time "
+                   "check finds *p inside an array it writes; each i touches element i of each array, which "
+                   "must not overlap each other."),
+        Expect(56, "i", PAR,
+               why="s is a struct by value whose address is never taken: s.n and s.v cannot change, and s.v[i] "
+                   "is one element per i; with one array there is nothing to check."),
+        Expect(63, "i", PAR, reductions=(("e", "+"),),
+               why="read-only through the loaded fields; e += is a + reduction; nothing written, nothing to check."),
+        Expect(75, "i", PAR, conditions=(("p->m", "p->vx", "p->vy", "p->x", "p->y"),),
+               not_written=("p->m", "p->n", "p->vx", "p->vy", "p->x", "p->y"),
+               why="init through the loaded fields (p comes from a call): one element of each array per i."),
+        Expect(84, "t", NOFF, reason_words=("step",), why="calls step(), which writes through p's fields."),
+        Expect(92, "i", PAR, reductions=(("cx", "+"), ("cy", "+")),
+               why="centre of mass: cx and cy are + reductions, the arrays are only read."),
+    ],
+    "csr.c": [
+        Expect(24, "i", PAR, conditions=(("A->col", "A->rowptr", "A->val", "x", "y"),),
+               not_written=("A->col", "A->nrows", "A->rowptr", "A->val"),
+               why="row loop: writes only y[i]; the inner bounds A->rowptr[i], A->rowptr[i+1] are loaded from "
+                   "memory the loop does not write; sum is declared in the body; y must not overlap the "
+                   "matrix arrays or x, nor the struct *A."),
+        Expect(26, "k", PAR, reductions=(("sum", "+"),),
+               why="sum += is a + reduction; nothing is written, so no check."),
+        Expect(46, "r", SEQ, reason_words=("nnz",),
+               why="nnz++ counts the entries so far: each row starts where the previous one ended."),
+        Expect(59, "i", PAR, why="init: x is a malloc of its own; one element per i."),
+        Expect(63, "it", NOFF, reason_words=("spmv",), why="calls spmv(), which writes through its argument y."),
+        Expect(66, "i", PAR, reductions=(("norm", "+"),), why="norm += is a + reduction."),
+        Expect(70, "i", PAR, why="x and y are two mallocs; one element of each per i."),
+        Expect(75, "i", PAR, reductions=(("sum", "+"),), why="checksum: sum += is a + reduction."),
+    ],
+    "blur.c": [
+        Expect(21, "y", PAR, conditions=(("in", "out"),),
+               why="interior: each y writes row y of out and reads rows y-1..y+1 of in (delinearised)."),
+        Expect(22, "x", PAR, conditions=(("in", "out"),), why="one element of out per x, in only read."),
+        Expect(24, "dy", PAR, reductions=(("s", "+"),), why="s += is a + reduction."),
+        Expect(25, "dx", PAR, reductions=(("s", "+"),), why="s += is a + reduction."),
+        Expect(31, "x", PAR, conditions=(("in", "out"),),
+               why="out[x] is in row 0 and out[(h-1)*w + x] in row h-1: split into (row, column) digits, two "
+                   "iterations never write one element (h == 1 makes them the same element of one iteration)."),
+        Expect(37, "y", PAR, conditions=(("in", "out"),),
+               why="out[y*w] and out[y*w + w-1] are columns 0 and w-1 of row y; the guard w >= 2 proves the "
+                   "column digit w-1 lies in [0, w), so two iterations (two rows) never meet."),
+        Expect(50, "y", PAR, why="init: a and b are two mallocs; row y of a only."),
+        Expect(51, "x", PAR, why="init: one element of a per x."),
+        Expect(54, "pass", NOFF, reason_words=("blur",), why="calls blur(), which writes through out."),
+        Expect(62, "y", PAR, reductions=(("sum", "+"),), why="checksum: sum += is a + reduction."),
+        Expect(63, "x", PAR, reductions=(("sum", "+"),), why="checksum: sum += is a + reduction."),
+        Expect(65, "x", PAR, reductions=(("edge", "+"),), why="edge += is a + reduction, a only read."),
+    ],
+    "scratch.c": [
+        Expect(20, "r", PAR, private=("coef",),
+               why="coef is written (coef[m] = 0 for every m) before any read in every row, and not read "
+                   "after the loop: a private scratch array, one copy per row."),
+        Expect(21, "m", PAR, why="each m touches only coef[m]."),
+        Expect(23, "j", SEQ, reason_words=("coef",),
+               why="coef[m] += ... accumulates into one array element over j."),
+        Expect(26, "j", PAR, why="coef is only read; one element of smooth per j; s is declared inside."),
+        Expect(28, "m", PAR, reductions=(("s", "+"),), why="s += is a + reduction."),
+        Expect(38, "m", PAR, why="init: row m of basis."),
+        Expect(39, "j", PAR, why="init: one element of basis per j."),
+        Expect(42, "r", PAR, why="init: row r of signal."),
+        Expect(43, "j", PAR, why="init: one element of signal per j."),
+        Expect(49, "r", PAR, reductions=(("sum", "+"),), why="checksum: sum += is a + reduction."),
+        Expect(50, "j", PAR, reductions=(("sum", "+"),), why="checksum: sum += is a + reduction."),
     ],
 }

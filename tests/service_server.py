@@ -34,7 +34,7 @@ def needs_sandbox() -> None:
         pytest.skip(f"the sandbox is not available: {why}")
 
 
-def tiny_program(path: Path, n: int = 50000, inner: int = 10) -> Path:
+def tiny_program(path: Path, n: int = 50000, inner: int = 40) -> Path:
     """A program whose loops the tuner offloads (modeled T4 times beat one CPU core) and whose
     tune takes a few seconds."""
     path.write_text(f"""#include <stdio.h>

@@ -151,10 +151,131 @@ CASES = {
           for (int i = 1; i < n; i++)
             for (int j = 0; j < m; j++) a[i][j] = a[i - 1][j];
         }""", {3: "sequential", 4: "parallel"}),
-    "row_pointer_in_a_struct_is_not_trusted": ("""
+    "row_pointer_in_a_struct_is_loaded_once": ("""
         struct grid { int n; double *cells; };
         void f(struct grid *g, struct grid *h) { for (int i = 0; i < g->n; i++) g->cells[i] = h->cells[i]; }
+        """, {3: "parallel"}),
+    "a_store_to_the_field_inside_the_loop_keeps_it_sequential": ("""
+        struct soa { int n; double *x, *y; };
+        void f(struct soa *p) { for (int i = 0; i < p->n; i++) { p->x[i] = 0; p->x = p->y; } }
         """, {3: "sequential"}),
+    "a_store_to_the_bound_field_is_carried": ("""
+        struct soa { int n; double *x; };
+        void f(struct soa *p) { for (int i = 0; i < 100; i++) { p->x[i] = 1; p->n = i; } }
+        """, {3: "sequential"}),
+    "a_field_through_another_loaded_pointer_is_loaded_too": ("""
+        struct grid { double *u; };
+        struct mesh { struct grid *g; int n; };
+        void f(struct mesh *m) { for (int i = 0; i < m->n; i++) m->g->u[i] = 2 * i; }
+        """, {4: "parallel"}),
+    "a_chain_of_four_loaded_pointers_is_not_followed": ("""
+        struct d { double *x; }; struct c { struct d *d; }; struct b { struct c *c; }; struct a { struct b *b; };
+        void f(struct a *a, int n) { for (int i = 0; i < n; i++) a->b->c->d->x[i] = 2 * i; }
+        """, {3: "sequential"}),
+    "an_array_of_structs_element_that_changes_is_not_loaded_once": ("""
+        struct row { int n; double *v; };
+        void f(struct row *r, int n) {
+          for (int i = 0; i < n; i++)
+            for (int j = 0; j < r[i].n; j++) r[i].v[j] *= 2;
+        }""", {4: "sequential", 5: "parallel"}),
+    "a_guarded_subscripted_field_is_not_loaded_early": ("""
+        struct row { int n; double *v; };
+        void f(struct row *r, int k, int len, double *y, int n) {
+          for (int i = 0; i < n; i++) if (k < len) y[i] = r[k].v[i];
+        }""", {4: "sequential"}),
+    "a_struct_by_value_needs_no_check": ("""
+        struct span { int n; double *v; };
+        void f(struct span s) { for (int i = 0; i < s.n; i++) s.v[i] *= 2; }
+        """, {3: "parallel"}),
+    "a_struct_by_value_written_in_the_loop_is_carried": ("""
+        struct span { int n; double *v; };
+        void f(struct span s) { for (int i = 0; i < 10; i++) { s.v[i] = 0; s.n = i; } }
+        """, {3: "sequential"}),
+    "guard_early_return_proves_distinct_columns": ("""
+        void f(int n, int m, double *restrict a) {
+          if (m < 2) return;
+          for (int i = 0; i < n; i++) { a[i * m] = 0; a[i * m + m - 1] = 1; }
+        }""", {4: "parallel"}),
+    "without_the_guard_the_columns_may_meet": ("""
+        void f(int n, int m, double *restrict a) {
+          for (int i = 0; i < n; i++) { a[i * m] = 0; a[i * m + m - 1] = 1; }
+        }""", {3: "sequential"}),
+    "a_guard_whose_variable_changes_is_not_a_fact": ("""
+        void f(int n, int m, double *restrict a) {
+          if (m >= 2) { m = 1; for (int i = 0; i < n; i++) { a[i * m] = 0; a[i * m + m - 1] = 1; } }
+        }""", {3: "sequential"}),
+    "an_unsigned_guard_is_not_a_fact": ("""
+        void f(int n, unsigned m, double *restrict a) {
+          if (m - 2 < 100) for (int i = 0; i < n; i++) { a[i * m] = 0; a[i * m + m - 1] = 1; }
+        }""", {3: "sequential"}),
+    "scratch_array_written_first_is_private": ("""
+        void f(int n, const double *restrict in, double *restrict out) {
+          double t[4];
+          for (int i = 0; i < n; i++) {
+            for (int k = 0; k < 4; k++) t[k] = in[i] * k;
+            out[i] = t[0] + t[3];
+          }
+        }""", {4: "parallel", 5: "parallel"}),
+    "scratch_array_read_after_the_loop_is_lastprivate": ("""
+        double f(int n, double *restrict out) {
+          double t[4];
+          for (int i = 0; i < n; i++) {
+            for (int k = 0; k < 4; k++) t[k] = i + k;
+            out[i] = t[0] + t[3];
+          }
+          return t[1];
+        }""", {4: "parallel", 5: "parallel"}),
+    "scratch_array_read_after_the_loop_and_written_apart_is_not_private": ("""
+        double f(int n, double *restrict out) {
+          double t[64];
+          for (int i = 0; i < n && i < 60; i++) {
+            for (int k = 0; k < 4; k++) t[k] = i + k;
+            t[4 + i] = 0;
+            out[i] = t[0] + t[3];
+          }
+          return t[1];
+        }""", {4: "sequential"}),
+    "scratch_array_written_only_sometimes_is_not_private": ("""
+        void f(int n, double *restrict out) {
+          double t[4];
+          for (int i = 0; i < n; i++) {
+            if (i > 2) for (int k = 0; k < 4; k++) t[k] = i + k;
+            out[i] = t[0] + t[3];
+          }
+        }""", {4: "sequential"}),
+    "scratch_array_written_partly_is_not_private": ("""
+        void f(int n, double *restrict out) {
+          double t[4];
+          for (int i = 0; i < n; i++) {
+            for (int k = 0; k < 3; k++) t[k] = i + k;
+            out[i] = t[0] + t[3];
+          }
+        }""", {4: "sequential"}),
+    "scratch_array_read_before_written_is_not_private": ("""
+        void f(int n, double *restrict out) {
+          double t[4] = {0};
+          for (int i = 0; i < n; i++) {
+            out[i] = t[0];
+            for (int k = 0; k < 4; k++) t[k] = i + k;
+          }
+        }""", {4: "sequential"}),
+    "scratch_array_whose_address_escapes_is_not_private": ("""
+        void g(double *p);
+        void f(int n, double *restrict out) {
+          double t[4];
+          double *q = t;
+          for (int i = 0; i < n; i++) {
+            for (int k = 0; k < 4; k++) t[k] = i + k;
+            out[i] = t[0] + t[3];
+          }
+          g(q);
+        }""", {6: "sequential"}),
+    "restrict_locals_need_no_check": ("""
+        struct soa { int n; double *x, *y; };
+        void f(struct soa *p) {
+          double *restrict x = p->x, *restrict y = p->y;
+          for (int i = 0; i < 100; i++) x[i] += y[i];
+        }""", {5: "parallel"}),
     "pure_helper_reading_the_written_array": ("""
         static double sum(const double *v, int n) { double s = 0; for (int k = 0; k < n; k++) s += v[k]; return s; }
         double a[10];
@@ -386,3 +507,64 @@ def test_a_global_scalar_read_while_writing_through_a_parameter_is_in_the_no_ali
         """)[3]
     assert loop["verdict"] == "parallel"
     assert loop["conditions"] == [{"kind": "no-alias", "vars": ["scale", "y"]}]
+
+
+def test_struct_fields_are_checked_at_run_time_unless_a_local_struct_holds_them(tmp_path):
+    found = verdicts(tmp_path, """
+        struct soa { int n; double *x, *y; };
+        void f(struct soa *p) { for (int i = 0; i < p->n; i++) p->x[i] += p->y[i]; }
+        void g(struct soa s) { for (int i = 0; i < s.n; i++) s.x[i] += s.y[i]; }
+        """)
+    assert found[3]["conditions"] == [{"kind": "no-alias", "vars": ["p->x", "p->y"]},
+                                      {"kind": "not-written", "vars": ["p->n", "p->x", "p->y"]}]
+    assert found[4]["conditions"] == [{"kind": "no-alias", "vars": ["s.x", "s.y"]}]
+    assert found[3]["reads"] == ["p->x", "p->y"] and found[3]["writes"] == ["p->x"]
+    assert any("local `restrict` pointers" in h for h in found[3]["hints"])
+
+
+def test_a_sequential_loop_through_a_changing_field_names_it_once_with_a_witness(tmp_path):
+    loop = verdicts(tmp_path, """
+        struct soa { int n; double *x, *y, *z; };
+        void f(struct soa *p) {
+          for (int i = 0; i < p->n; i++) { p->z[i] = p->x[i] + p->x[i + 1] * p->x[i]; p->x = p->y; }
+        }""")[4]
+    assert loop["verdict"] == "sequential"
+    assert len(loop["reasons"]) == 1 and "p->x" in loop["reasons"][0] and "and 2 more" in loop["reasons"][0]
+    assert "i=0" in loop["reasons"][0] and "i=1" in loop["reasons"][0]
+    assert loop["dependences"] == [{"var": "p->x", "kind": "flow", "source": f"{tmp_path}/case.c:4:79",
+                                    "sink": f"{tmp_path}/case.c:4:46", "iterations": [0, 1], "distance": 1}]
+
+
+def test_a_pointer_through_a_loaded_pointer_is_loaded_with_its_place_checked(tmp_path):
+    loop = verdicts(tmp_path, CASES["a_field_through_another_loaded_pointer_is_loaded_too"][0])[4]
+    assert loop["conditions"] == [{"kind": "not-written", "vars": ["m->g", "m->g->u", "m->n"]}]
+    assert loop["writes"] == ["m->g->u"]
+
+
+def test_a_pointer_too_deep_to_follow_gets_a_hint(tmp_path):
+    loop = verdicts(tmp_path, CASES["a_chain_of_four_loaded_pointers_is_not_followed"][0])[3]
+    assert loop["hints"] == ["copy `a->b->c->d->x` into a local `restrict` pointer before the loop"]
+
+
+def test_private_arrays_are_listed(tmp_path):
+    loop = verdicts(tmp_path, CASES["scratch_array_written_first_is_private"][0])[4]
+    assert loop["private"] == ["t"] and loop["lastprivate"] == [] and loop["conditions"] == []
+    loop = verdicts(tmp_path, CASES["scratch_array_read_after_the_loop_is_lastprivate"][0])[4]
+    assert loop["private"] == ["t"] and loop["lastprivate"] == ["t"]
+
+
+def test_a_scalar_whose_address_is_taken_joins_the_check_of_a_loaded_pointer(tmp_path):
+    found = verdicts(tmp_path, """
+        #include <stdio.h>
+        #include <stdlib.h>
+        struct grid { double *u; };
+        int main(void) {
+          int n;
+          if (scanf("%d", &n) != 1 || n < 1) return 1;
+          struct grid g = { malloc(sizeof(double) * n) };
+          for (int i = 0; i < n; i++) g.u[i] = i;
+          printf("%f\\n", g.u[n - 1]);
+          return 0;
+        }""")
+    assert found[9]["verdict"] == "parallel"
+    assert found[9]["conditions"] == [{"kind": "no-alias", "vars": ["g.u", "n"]}]     # g.u may hold &n

@@ -136,16 +136,19 @@ def test_unsupported_regions_are_rejected_with_a_reason(tmp_path):
     _, regions, rejected = program(tmp_path, """
         struct pt { double x, y; };
         double a[16];
+        static double len2(struct pt q) { return q.x * q.x + q.y * q.y; }
         double f(struct pt p) {
           double t = 0;
           for (int i = 0; i < 16; i++) { t = a[i] * 2; a[i] = t; }
+          for (int i = 0; i < 16; i++) a[i] = len2(p);
           for (int i = 0; i < 16; i++) a[i] = p.x;
           return t;
         }""")
     reasons = {r.location.split(":")[1]: r.reason for r in rejected}
-    assert "read after the loop" in reasons["6"]
-    assert "struct value" in reasons["7"]
-    assert not regions
+    assert "read after the loop" in reasons["7"]
+    assert "struct value used as a whole" in reasons["8"]
+    assert [r.top.loop.location.line for r in regions] == [9]          # p.x: a field, passed by value
+    assert [p.name for p in regions[0].params] == ["a", "p.x"]
 
 
 def test_row_pointer_arrays_are_rejected(tmp_path):

@@ -21,19 +21,24 @@ SAMPLES = sorted((Path(__file__).resolve().parent.parent / "samples").glob("*.c"
 
 # How often each region (by the line of its `for`) runs, counted by hand from the samples.
 CALLS = {
+    "blur.c": {21: 8, 31: 8, 37: 8, 50: 1, 62: 1, 65: 1},
+    "csr.c": {24: 25, 59: 1, 66: 25, 70: 25, 75: 1},
     "heat2d.c": {23: 1, 32: 50, 37: 50, 42: 1},
     "histogram.c": {20: 1, 24: 1, 32: 1, 38: 1},
     "jacobi3d.c": {32: 1, 42: 20, 55: 1},
     "linearised.c": {27: 10, 36: 1, 50: 1, 64: 1},
     "matmul.c": {17: 1, 24: 1, 32: 1, 41: 1},
     "nbody.c": {23: 1, 35: 10, 54: 10, 65: 1, 69: 1},
+    "particles.c": {43: 20, 56: 40, 63: 1, 75: 1, 92: 1},
     "prefix_sum.c": {16: 1, 30: 1},
     "printf_loop.c": {16: 1, 26: 1, 32: 4},
     "reductions.c": {18: 1, 24: 1, 30: 1, 34: 1, 38: 1, 45: 1, 49: 1},
     "saxpy.c": {16: 3, 23: 1, 37: 1, 48: 1},
+    "scratch.c": {20: 1, 38: 1, 42: 1, 49: 1},
     "swap_stencil.c": {28: 40},
 }
-FREED = {"jacobi3d.c": 2, "linearised.c": 2, "saxpy.c": 2, "swap_stencil.c": 2}     # malloc'ed arrays regions use
+FREED = {"blur.c": 2, "csr.c": 5, "jacobi3d.c": 2, "linearised.c": 2, "particles.c": 5, "saxpy.c": 2,
+         "swap_stencil.c": 2}     # malloc'ed arrays regions use
 
 
 def build(tmp_path, sources, **options):

@@ -243,3 +243,74 @@ def test_a_pointer_to_a_global_scalar_the_loop_reads_falls_back(tmp_path):
     fill = next(r for r in report["regions"] if r["line"] == 5)
     assert report["verified"], report["failures"]
     assert fill["device_runs"] == 1 and fill["cpu_fallbacks"] == 1       # &scale: never on the device
+
+
+def test_loaded_fields_that_alias_or_overlap_the_struct_fall_back_with_their_reason(tmp_path):
+    src = tmp_path / "fields.c"
+    src.write_text(textwrap.dedent("""
+        #include <stdio.h>
+        #include <stdlib.h>
+        struct soa { int n; double *x, *y; };
+        static void axpy(struct soa *p) { for (int i = 0; i < p->n; i++) p->y[i] += 2.0 * p->x[i]; }
+        int main(void) {
+          int n = 1000;
+          struct soa s = {n, malloc(sizeof(double) * n), malloc(sizeof(double) * n)};
+          for (int i = 0; i < n; i++) { s.x[i] = i % 7; s.y[i] = 1; }
+          axpy(&s);                          /* separate arrays, s on the stack: on the device */
+          struct soa t = {n, s.x, s.x};      /* one field aliases the other: the CPU loop */
+          axpy(&t);
+          /* the struct lies in the block its own field points into: the CPU loop */
+          char *block = malloc(sizeof(struct soa) + sizeof(double) * n);
+          struct soa *u = (struct soa *)block;
+          u->n = n; u->x = s.y; u->y = (double *)(block + sizeof(struct soa));
+          for (int i = 0; i < n; i++) u->y[i] = 0;
+          axpy(u);
+          struct soa *none = NULL;
+          int empty = 0;
+          for (int i = 0; i < empty; i++) none->y[i] = 0;    /* never runs: its fields are never read */
+          double sum = 0;
+          for (int i = 0; i < n; i++) sum += s.x[i] + s.y[i] + u->y[i];
+          printf("%.6f\\n", sum);
+          return 0;
+        }"""))
+    report = run(src, order="shuffle")
+    assert report["verified"], report["failures"]
+    axpy = next(r for r in report["regions"] if r["line"] == 5)
+    assert axpy["calls"] == 3 and axpy["device_runs"] == 1 and axpy["cpu_fallbacks"] == 2
+    assert axpy["alias_fallbacks"] == 2
+    assert any("`p->x` and `p->y` overlap" in why for why in axpy["fallback_reasons"])
+    assert any("`p->n` is loaded from memory that `p->y`" in why for why in axpy["fallback_reasons"])
+    never = next(r for r in report["regions"] if r["line"] == 21)
+    assert never["calls"] == 1 and never["device_runs"] == 0
+    assert never["fallback_reasons"] == ["`none->y` is read through a null pointer"]
+
+
+def test_a_field_reached_through_a_loaded_pointer_runs_on_the_device_unless_its_place_is_written(tmp_path):
+    src = tmp_path / "deep.c"
+    src.write_text(textwrap.dedent("""
+        #include <stdio.h>
+        #include <stdlib.h>
+        struct grid { int n; double *u; };
+        struct mesh { struct grid *g; double scale; };
+        static void fill(struct mesh *m) { for (int i = 0; i < m->g->n; i++) m->g->u[i] = m->scale * i; }
+        int main(void) {
+          int n = 1000;
+          struct grid g = {n, malloc(sizeof(double) * n)};
+          struct mesh m = {&g, 0.5};
+          fill(&m);                              /* on the device */
+          char *block = malloc(sizeof(struct mesh) + sizeof(double) * n);
+          struct mesh *inside = (struct mesh *)block;    /* the mesh lies in the array it fills */
+          struct grid h = {n, (double *)(block + sizeof(struct mesh))};
+          inside->g = &h;
+          inside->scale = 0.25;
+          fill(inside);                          /* the CPU loop */
+          double s = 0;
+          for (int i = 0; i < n; i++) s += g.u[i] + h.u[i];
+          printf("%.3f\\n", s);
+          return 0;
+        }"""))
+    report = run(src, order="reverse")
+    assert report["verified"], report["failures"]
+    fill = next(r for r in report["regions"] if r["line"] == 6)
+    assert fill["calls"] == 2 and fill["device_runs"] == 1 and fill["alias_fallbacks"] == 1
+    assert fill["fallback_reasons"] == ["`m->g` is loaded from memory that `m->g->u`, which the loop writes, overlaps"]

@@ -76,8 +76,9 @@ def test_expectations_well_formed(name):
         for var, op in e.reductions:
             assert op in ("+", "*", "min", "max"), e
         if e.verdict != "parallel":
-            assert not e.reductions and not e.conditions, e
+            assert not e.reductions and not e.conditions and not e.not_written, e
             assert e.reason_words, f"{name}:{e.line} non-parallel verdict needs reason_words"
+        assert list(e.not_written) == sorted(e.not_written), e
         assert len(e.conditions) <= 1, e
         for cond in e.conditions:
             assert list(cond) == sorted(cond) and len(cond) >= 2, e

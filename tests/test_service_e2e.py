@@ -28,8 +28,8 @@ def test_a_batch_from_the_client_comes_back_verified_and_sized(server, tmp_path)
     apps = tmp_path / "apps"
     apps.mkdir()
     tiny_program(apps / "alpha.c")
-    tiny_program(apps / "beta.c", n=40000, inner=8)
-    gamma = tiny_program(apps / "gamma.c", n=30000, inner=12)
+    tiny_program(apps / "beta.c", n=40000, inner=32)
+    gamma = tiny_program(apps / "gamma.c", n=30000, inner=48)
     gamma.write_text('#include "gamma.h"\n' + gamma.read_text().replace("#define N 30000", ""))
     (apps / "gamma.h").write_text("#define N 30000\n")
     out = tmp_path / "results"

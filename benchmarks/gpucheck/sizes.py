@@ -25,10 +25,14 @@ GPU_SIZES: dict[str, tuple[str, ...]] = {
     "reductions": ("N=24000000",),
     "saxpy": ("N=50000000", "REPS=12"),                    # 2 x 200 MB of float
     "swap_stencil": ("N=2048", "STEPS=160"),
+    "blur": ("W=4096", "H=4096", "PASSES=20"),              # 2 x 64 MiB images
+    "csr": ("G=2048", "ITERS=40"),                          # 4M-row 5-point operator
+    "particles": ("NP=6000000", "STEPS=40"),                # 5 x 48 MB fields
+    "scratch": ("ROWS=65536", "LEN=512"),                   # 256 MiB of rows
 }
 
 # The order the check runs them in, the most telling first (a short box reaches these): a
 # memory-bound stream, 2-D and 3-D stencils over time steps, a compute-bound product, pairs.
 SAMPLE_ORDER = ("saxpy", "heat2d", "matmul", "jacobi3d", "nbody", "reductions", "swap_stencil", "linearised",
-                "prefix_sum", "histogram", "printf_loop")
+                "prefix_sum", "histogram", "blur", "csr", "particles", "scratch", "printf_loop")
 SMOKE_SAMPLES = ("saxpy",)          # the smoke mode's one sample: one region per shape, quick to build

@@ -60,7 +60,8 @@ class AnalysisResult:
             "verdict": v.verdict,
             "reductions": [{"var": n, "op": op} for n, op in sorted(v.reductions.items())],
             "conditions": ([{"kind": "no-alias", "vars": sorted(v.no_alias)}] if v.no_alias else [])
-                          + [{"kind": "distinct-rows", "vars": [n]} for n in sorted(v.distinct_rows)],
+                          + [{"kind": "distinct-rows", "vars": [n]} for n in sorted(v.distinct_rows)]
+                          + ([{"kind": "not-written", "vars": sorted(v.not_written)}] if v.not_written else []),
             "reasons": list(v.reasons),
             "private": sorted(v.private), "lastprivate": sorted(v.lastprivate),
             "dependences": v.dependences, "hints": list(v.hints),

@@ -18,6 +18,7 @@ class CType:
     restrict: bool = False
     struct: Optional[str] = None
     const: bool = False
+    unsigned: bool = False          # scalars: arithmetic wraps (not the integers guards reason in)
 
     @property
     def is_memory(self) -> bool:
@@ -38,6 +39,11 @@ class TypeTable:
     typedefs: dict[str, c_ast.Node] = field(default_factory=dict)
     structs: dict[str, dict[str, c_ast.Node]] = field(default_factory=dict)
     enumerators: set[str] = field(default_factory=set)
+    bitfields: set[tuple[str, str]] = field(default_factory=set)    # (struct, member): no address
+
+    def _define(self, name: str, decls) -> None:
+        self.structs.setdefault(name, {d.name: d.type for d in decls if d.name})
+        self.bitfields.update((name, d.name) for d in decls if d.name and d.bitsize is not None)
 
     def collect(self, ast: c_ast.FileAST) -> "TypeTable":
         for node in ast.ext:
@@ -45,7 +51,8 @@ class TypeTable:
                 self.typedefs[node.name] = node.type
             for struct in _structs_in(node):
                 if struct.decls is not None and struct.name:
-                    self.structs[struct.name] = {d.name: d.type for d in struct.decls if d.name}
+                    self.structs.pop(struct.name, None)
+                    self._define(struct.name, struct.decls)
             for enum in _enums_in(node):
                 if enum.values is not None:
                     self.enumerators.update(e.name for e in enum.values.enumerators)
@@ -71,14 +78,14 @@ class TypeTable:
                     return self.resolve(self.typedefs[names[0]], depth + 1)
                 if set(names) & _FLOAT_NAMES:
                     return CType("float", const=const)
-                return CType("scalar", const=const)
+                return CType("scalar", const=const, unsigned=bool({"unsigned", "_Bool"} & set(names)))
             if isinstance(inner, (c_ast.Struct, c_ast.Union)):
                 name = inner.name
                 if inner.decls is not None and name:
-                    self.structs.setdefault(name, {d.name: d.type for d in inner.decls if d.name})
+                    self._define(name, inner.decls)
                 if name is None and inner.decls is not None:
                     name = f"<anon@{id(inner)}>"
-                    self.structs[name] = {d.name: d.type for d in inner.decls if d.name}
+                    self._define(name, inner.decls)
                 return CType("union" if isinstance(inner, c_ast.Union) else "struct",
                              struct=name, const=const)
             if isinstance(inner, c_ast.Enum):

@@ -9,14 +9,16 @@ into digits when the loop bounds prove each lower digit stays within its radix.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Callable, Optional
 
 import islpy as isl
 from pycparser import c_ast
 
-from .header import Header, bound_polys
-from .model import Loop, MemoryAccess
+from .facts import fact_of
+from .header import Header, bound_polys, exact_bound_polys
+from .model import Guard, Loop, MemoryAccess
 from .poly import Poly, to_poly
 
 Resolver = Callable[[str, tuple[int, ...], Optional[MemoryAccess]], Optional[Poly]]
@@ -48,11 +50,12 @@ class Conflict:
 class DependenceTester:
     """Builds and tests ISL sets for the accesses of one loop L."""
 
-    def __init__(self, loop: Loop, headers: dict[int, Header], resolve: Resolver):
+    def __init__(self, loop: Loop, headers: dict[int, Header], resolve: Resolver,
+                 guards: Optional[dict[int, tuple[Guard, ...]]] = None):
         self.loop = loop
         self.headers = headers
         self.resolve = resolve
-        self._domains: dict[tuple[int, ...], list[str]] = {}
+        self.guards = guards or {}          # per loop id: the conditions known around its statement
 
     # ---- subscripts --------------------------------------------------------------------
     def subscripts(self, accesses: list[MemoryAccess]) -> list[Subscripts]:
@@ -112,16 +115,25 @@ class DependenceTester:
     def _delinearise_syntax(self, accesses: list[MemoryAccess], position: int):
         """Digits read off the source form `(x*R1 + y)*R2 + z` when the polynomial split fails,
         e.g. for a radix that is itself a sum (`a[i*(n+2) + j]`). Every access must use the
-        same radices, and ISL must prove each lower digit within [0, radix)."""
+        same radices, and ISL must prove each lower digit within [0, radix); an affine
+        subscript without a radix term (`a[x]` next to `a[(h-1)*w + x]`) has high digits 0."""
         splits = []
         for access in accesses:
             resolve = lambda n, a=access: self.resolve(n, a.chain, a)  # noqa: E731
             split = _split_by_radix(access.components[position].index, resolve)
             if split is None:
-                return None
+                plain = to_poly(access.components[position].index, resolve)
+                if plain is None or not plain.is_affine():
+                    return None
+                split = ([plain], [])
             splits.append(split)
-        radices = splits[0][1]
-        if not radices or any(r != radices for _, r in splits):
+        radices = max((r for _, r in splits), key=len)
+        if not radices:
+            return None
+        for k, (digits, own) in enumerate(splits):
+            if not own:
+                splits[k] = ([Poly.const(0)] * len(radices) + digits, radices)
+        if any(r != radices for _, r in splits):
             return None
         out = []
         for access, (digits, _) in zip(accesses, splits):
@@ -131,29 +143,41 @@ class DependenceTester:
 
     def _within(self, access: MemoryAccess, digit: Poly, radix: Poly) -> bool:
         """Whether 0 <= digit < radix holds at every iteration that executes `access`."""
-        names = _Names()
+        names = IslNames()
         dims = [loop_symbol(i) for i in access.chain]
         dim_of = {loop_symbol(i): loop_symbol(i) for i in access.chain}
-        constraints = self._domain(access.chain, names, dim_of)
+        constraints = self.domain(access.chain, names, dim_of)
         rename = lambda s: dim_of.get(s) or names.rename(s)  # noqa: E731
         d, r = digit.isl(rename), radix.isl(rename)
         text = f"{names.params_decl()} {{ [{', '.join(dims)}] : {' and '.join(constraints + [f'({d} < 0 or {d} >= {r})'])} }}"
         return isl.Set(text).is_empty()
 
     # ---- domains -----------------------------------------------------------------------
-    def _domain(self, chain: tuple[int, ...], names: "_Names", dim_of: dict[str, str]) -> list[str]:
-        """ISL constraints for the iterations of the loops in `chain` (bounds it cannot
-        express are left out, which only adds iterations and so stays safe)."""
+    def domain(self, chain: tuple[int, ...], names: "IslNames", dim_of: dict[str, str],
+                exact_from: Optional[int] = None) -> Optional[list[str]]:
+        """ISL constraints for the iterations of the loops in `chain`, with the guards known
+        around each loop. Bounds it cannot express are left out, which only adds iterations
+        and so stays safe; from position `exact_from` on, every bound must be expressed (the
+        constraints then describe exactly the iterations that run), else None."""
         constraints = ["1 = 1"]
         for position, loop_id in enumerate(chain):
             header = self.headers.get(loop_id)
+            exact = exact_from is not None and position >= exact_from
             if header is None:
+                if exact:
+                    return None
                 continue
             outer = chain[:position]
             resolve = lambda n, c=outer: self.resolve(n, c, None)  # noqa: E731
             var = dim_of[loop_symbol(loop_id)]
             start = to_poly(header.start, resolve)
-            lowers, uppers = bound_polys(header, resolve)
+            if exact:
+                bounds = exact_bound_polys(header, resolve)
+                if bounds is None:
+                    return None
+                lowers, uppers = bounds
+            else:
+                lowers, uppers = bound_polys(header, resolve)
             rename = lambda s: dim_of.get(s) or names.rename(s)  # noqa: E731
             constraints += [f"{var} >= {p.isl(rename)}" for p in lowers if p.is_affine()]
             constraints += [f"{var} <= {p.isl(rename)}" for p in uppers if p.is_affine()]
@@ -161,6 +185,12 @@ class DependenceTester:
                 constraints.append(f"exists (e{loop_id}_{var} : {var} = {start.isl(rename)} + "
                                    f"{abs(header.step) if header.step > 0 else header.step}*e{loop_id}_{var}"
                                    f" and e{loop_id}_{var} >= 0)")
+            elif abs(header.step) > 1 and exact:
+                return None
+            for guard in self.guards.get(loop_id, ()):
+                fact = fact_of(guard.cond, guard.holds, resolve)
+                if fact is not None and all(dim_of.get(s) or s.startswith("P_") for s in _fact_symbols(fact)):
+                    constraints.append(fact.isl(rename))
         return constraints
 
     # ---- the test ----------------------------------------------------------------------
@@ -199,13 +229,13 @@ class DependenceTester:
                                 f"the subscript of `{bad.text}` ({bad.location}) is not affine in the loop variables, nor splittable into digits the loop bounds keep in range")
             equalities.append((d1, d2))
         outer = self.loop.chain[:-1]
-        names = _Names()
+        names = IslNames()
         shared = {loop_symbol(i): names.dim(f"o{k}") for k, i in enumerate(outer)}
         first = dict(shared, **{loop_symbol(self.loop.id): names.dim("x1")})
         second = dict(shared, **{loop_symbol(self.loop.id): names.dim("x2")})
         first.update({loop_symbol(i): names.dim(f"a{k}") for k, i in enumerate(inner_one)})
         second.update({loop_symbol(i): names.dim(f"b{k}") for k, i in enumerate(inner_two)})
-        constraints = self._domain(one.access.chain, names, first) + self._domain(two.access.chain, names, second)
+        constraints = self.domain(one.access.chain, names, first) + self.domain(two.access.chain, names, second)
         for d1, d2 in equalities:
             for p1, p2 in zip(d1, d2):
                 constraints.append(f"{p1.isl(lambda s: first.get(s) or names.rename(s))} = "
@@ -297,7 +327,7 @@ def _group_by_stride(poly: Poly) -> Optional[dict[tuple[str, ...], Poly]]:
     return groups
 
 
-class _Names:
+class IslNames:
     """ISL-safe names: set dimensions as given, parameters prefixed."""
 
     def __init__(self):
@@ -310,8 +340,15 @@ class _Names:
 
     def rename(self, symbol: str) -> str:
         if symbol.startswith("P_"):
-            return self.params.setdefault(symbol, "p_" + symbol[2:])
+            # `P_p->n` (a loaded field) is not an ISL name: other characters are spelled out.
+            return self.params.setdefault(symbol, "p_" + re.sub(r"\W", lambda m: f"_{ord(m.group()):x}_", symbol[2:]))
         raise KeyError(symbol)
 
     def params_decl(self) -> str:
         return f"[{', '.join(self.params.values())}] ->"
+
+
+def _fact_symbols(fact) -> set[str]:
+    if fact.poly is not None:
+        return fact.poly.symbols()
+    return set().union(*(_fact_symbols(p) for p in fact.parts))

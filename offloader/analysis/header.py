@@ -137,3 +137,13 @@ def bound_polys(header: Header, resolve) -> tuple[list[Poly], list[Poly]]:
         if end is not None:
             ends.append(end)
     return (starts, ends) if header.step > 0 else (ends, starts)
+
+
+def exact_bound_polys(header: Header, resolve) -> Optional[tuple[list[Poly], list[Poly]]]:
+    """bound_polys when every part of both bounds is an affine polynomial (the bounds then
+    describe exactly the values the loop runs through), else None."""
+    start_side, end_side = ("max", "min") if header.step > 0 else ("min", "max")
+    parts = _parts(header.start, start_side) + _parts(header.end, end_side)
+    if any((p := to_poly(n, resolve)) is None or not p.is_affine() for n in parts):
+        return None
+    return bound_polys(header, resolve)

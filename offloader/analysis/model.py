@@ -47,6 +47,9 @@ class MemoryAccess(Event):
     text: str                       # the access as written, for messages
     through_loaded_pointer: bool = False
     through_rows: bool = False      # `a[i][j]` on `T **a`: row pointers loaded from `a` itself
+    node: Optional[c_ast.Node] = None       # the access expression
+    load: Optional[c_ast.Node] = None       # the first pointer on the path that is loaded from memory
+    load_at: int = 0                        # how many of `components` lead to that pointer
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,18 @@ class Transfer(Event):
 
 
 @dataclass
+class Guard:
+    """A condition known to hold (`holds`) or to fail while the events numbered first..last
+    run: the loop statement is inside `if (cond)` (or its `else`), or after an
+    `if (cond) return;` (continue, break, exit()) in the same block."""
+
+    cond: c_ast.Node
+    holds: bool
+    first: int
+    last: int = -1
+
+
+@dataclass
 class Loop:
     id: int
     node: c_ast.For
@@ -84,6 +99,7 @@ class Loop:
     body_block: int                 # block id of the body
     declared_inside: set[str] = field(default_factory=set)
     children: list[int] = field(default_factory=list)
+    guards: tuple[Guard, ...] = ()  # conditions around the loop statement, outermost first
 
 
 @dataclass
@@ -93,6 +109,8 @@ class FunctionModel:
     variables: dict[str, Variable]
     loops: list[Loop] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
+    escaped: set[str] = field(default_factory=set)  # objects a pointer is made into (`&s.f`, `&a[k]`)
+    types: Optional[TypeTable] = None
     _inside: dict[int, list[Event]] = field(default_factory=dict, repr=False)
 
     def events_in(self, loop: Loop) -> list[Event]:
@@ -118,10 +136,11 @@ class FunctionWalker:
         for index, param in enumerate(params):
             if isinstance(param, c_ast.Decl) and param.name:
                 variables[param.name] = Variable(param.name, types.resolve(param.type), "param", index, param)
-        self.model = FunctionModel(func.decl.name, func, variables)
+        self.model = FunctionModel(func.decl.name, func, variables, types=types)
         self.loop_stack: list[Loop] = []
         self.breakables: list[Optional[int]] = []     # for-loop id, or None for while/switch
         self.continuables: list[Optional[int]] = []
+        self.guards: list[Guard] = []
 
     # ---- entry -------------------------------------------------------------------------
     def run(self) -> FunctionModel:
@@ -132,9 +151,31 @@ class FunctionWalker:
     def _block(self, node: c_ast.Node, path: StmtPath) -> int:
         block = next(self.blocks)
         items = (node.block_items or []) if isinstance(node, c_ast.Compound) else [node]
+        opened = []
         for index, item in enumerate(items):
+            if isinstance(item, (c_ast.Case, c_ast.Default, c_ast.Label)):
+                self._close(opened)         # a jump may enter here without passing the exits above
+                opened = []
             self._stmt(item, path + ((block, index),))
+            if isinstance(item, c_ast.If) and item.iffalse is None and _always_leaves(item.iftrue):
+                opened.append(self._open(item.cond, False))
+        self._close(opened)
         return block
+
+    def _open(self, cond: c_ast.Node, holds: bool) -> Guard:
+        guard = Guard(cond, holds, self._peek_seq())
+        self.guards.append(guard)
+        return guard
+
+    def _close(self, guards: list[Guard]) -> None:
+        for guard in reversed(guards):
+            guard.last = self._peek_seq() - 1
+            self.guards.remove(guard)
+
+    def _guarded_block(self, node: c_ast.Node, path: StmtPath, cond: c_ast.Node, holds: bool) -> None:
+        guard = self._open(cond, holds)
+        self._block(node, path)
+        self._close([guard])
 
     def _stmt(self, node: c_ast.Node, path: StmtPath, unconditional: bool = True) -> None:
         if node is None:
@@ -157,11 +198,11 @@ class FunctionWalker:
             reduction = match_reduction(node)
             self._expr(node.cond, path, unconditional, reduction=reduction)
             if reduction is None:
-                self._block(node.iftrue, path)
+                self._guarded_block(node.iftrue, path, node.cond, True)
             else:
                 self._reduction_if(node, path, reduction)
             if node.iffalse is not None:
-                self._block(node.iffalse, path)
+                self._guarded_block(node.iffalse, path, node.cond, False)
         elif isinstance(node, c_ast.Switch):
             self._expr(node.cond, path, unconditional)
             self.breakables.append(None)
@@ -227,7 +268,8 @@ class FunctionWalker:
         loop = Loop(id=loop_id, node=node, function=self.model.name,
                     location=self.locate(node.coord, "for"), depth=len(self.loop_stack),
                     parent=parent.id if parent else None,
-                    chain=(parent.chain if parent else ()) + (loop_id,), path=path, body_block=-1)
+                    chain=(parent.chain if parent else ()) + (loop_id,), path=path, body_block=-1,
+                    guards=tuple(self.guards))
         if parent:
             parent.children.append(loop_id)
         self.model.loops.append(loop)
@@ -251,6 +293,11 @@ class FunctionWalker:
         """The id the next _block call will use (itertools.count cannot peek)."""
         value = next(self.blocks)
         self.blocks = itertools.count(value)
+        return value
+
+    def _peek_seq(self) -> int:
+        value = next(self.seq)
+        self.seq = itertools.count(value)
         return value
 
     def _transfer(self, kind: str, node: c_ast.Node, path: StmtPath, target: Optional[int]) -> None:
@@ -339,7 +386,9 @@ class _ExprVisitor:
                 self.w._scalar(target.name, target, self.path, self.unconditional,
                                write=False, read=True, address_taken=True)
             return
-        self._path_operands(target)
+        base, _, _, _ = self._path_operands(target)
+        if base is not None:
+            self.w.model.escaped.add(base)          # `&s.f`, `&a[k]`: a pointer into the object
 
     def _ArrayRef(self, node: c_ast.ArrayRef, mode: str) -> None:
         self._memory(node, mode)
@@ -376,18 +425,20 @@ class _ExprVisitor:
         return
 
     # ---- memory ------------------------------------------------------------------------
-    def _path_operands(self, node: c_ast.Node) -> tuple[Optional[str], list[Component], bool]:
+    def _path_operands(self, node: c_ast.Node):
         """Evaluate what reaching `node` reads first: its subscripts and its base pointer."""
+        self._load = None
         base, components, loaded = self._path_of(node)
+        load = self._load
         for comp in components:
             if comp.index is not None:
                 self.visit(comp.index, "read")
         if base is not None and self.w.variable_type(base).kind == "pointer":
             self.w._scalar(base, node, self.path, self.unconditional, write=False, read=True)
-        return base, components, loaded
+        return base, components, loaded, load
 
     def _memory(self, node: c_ast.Node, mode: str) -> None:
-        base, components, loaded = self._path_operands(node)
+        base, components, loaded, load = self._path_operands(node)
         location = self.w.locate(node.coord, base) if base else self.w.locate(node.coord)
         text = self.w.spelled(location, base) or _GENERATOR.visit(node)
         rows = loaded and self._is_row_access(base, components)
@@ -395,7 +446,13 @@ class _ExprVisitor:
             next(self.w.seq), self.w._chain(), self.path, location,
             self.unconditional, base, tuple(components),
             write=mode != "read", read=mode != "write", text=text,
-            through_loaded_pointer=loaded and not rows, through_rows=rows))
+            through_loaded_pointer=loaded and not rows, through_rows=rows,
+            node=node, load=load[0] if load else None, load_at=load[1] if load else 0))
+
+    def _loaded(self, pointer: c_ast.Node, components: list[Component]) -> None:
+        """Note the first pointer value on the current path that is read from memory."""
+        if self._load is None:
+            self._load = (pointer, len(components))
 
     def _is_row_access(self, base: Optional[str], components: list[Component]) -> bool:
         """`a[i][j]` where `a` is a pointer to (or array of) row pointers to plain elements."""
@@ -414,12 +471,14 @@ class _ExprVisitor:
             base, comps, loaded = self._path_of(node.name)
             if not isinstance(node.name, c_ast.ID) and self._is_pointer_value(base, comps):
                 loaded = True
+                self._loaded(node.name, comps)
             return base, comps + [Component(index=node.subscript)], loaded
         if isinstance(node, c_ast.StructRef):
             base, comps, loaded = self._path_of(node.name)
             if node.type == "->":
                 if not isinstance(node.name, c_ast.ID) and self._is_pointer_value(base, comps):
                     loaded = True
+                    self._loaded(node.name, comps)
                 comps = comps + [Component(index=c_ast.Constant("int", "0"))]
             # Members of a struct never overlap; members of a union (or of a type the
             # model cannot resolve) may, so they all get one shared name.
@@ -435,6 +494,7 @@ class _ExprVisitor:
             base, comps, loaded = self._path_of(inner)
             if not isinstance(inner, c_ast.ID) and self._is_pointer_value(base, comps):
                 loaded = True
+                self._loaded(inner, comps)
             return base, comps + [Component(index=offset)], loaded
         if isinstance(node, c_ast.Cast):
             base, comps, loaded = self._path_of(node.expr)
@@ -461,3 +521,18 @@ class _ExprVisitor:
     def _is_pointer_value(self, base: Optional[str], comps: list[Component]) -> bool:
         """Whether base+comps names a pointer stored in memory (so indexing it loads it)."""
         return self._type_of(base, comps).kind in ("pointer", "unknown")
+
+
+_NORETURN = {"exit", "abort", "_Exit", "quick_exit", "__builtin_trap", "__builtin_unreachable"}
+
+
+def _always_leaves(node: c_ast.Node) -> bool:
+    """Whether a statement never completes normally (so code after `if (c) node` runs only
+    when `c` is false): return, break, continue, a call of exit(), or a block ending in one."""
+    if isinstance(node, (c_ast.Return, c_ast.Break, c_ast.Continue)):
+        return True
+    if isinstance(node, c_ast.FuncCall):
+        return isinstance(node.name, c_ast.ID) and node.name.name in _NORETURN
+    if isinstance(node, c_ast.Compound) and node.block_items:
+        return _always_leaves(node.block_items[-1])
+    return False

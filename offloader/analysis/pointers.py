@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pycparser import c_ast
 
+from .loads import LOADED
 from .model import FunctionModel, ScalarAccess
 
 ALLOCATORS = {"malloc", "calloc", "realloc", "aligned_alloc", "valloc", "memalign", "_mm_malloc"}
@@ -13,7 +14,8 @@ UNKNOWN = "unknown"
 
 class PointsTo:
     """origins(name): where a pointer may point. Origins are `obj:X` (a declared array or
-    struct X), `heap:X@line` (one allocation site), `param:P`, `global:G` and `unknown`."""
+    struct X), `heap:X@line` (one allocation site), `param:P`, `global:G`, `loaded:E` (a
+    pointer field E loaded once at the loop's entry, see loads.py) and `unknown`."""
 
     def __init__(self, model: FunctionModel):
         self.model = model
@@ -32,6 +34,8 @@ class PointsTo:
         var = self.model.variables.get(name)
         if var is None:
             return frozenset({UNKNOWN})
+        if var.storage == LOADED:
+            return frozenset({f"loaded:{name}"})
         if var.storage == "param" and var.ctype.kind in ("array", "pointer"):
             result = frozenset({f"param:{name}"}) | self._defined_origins(name, _active)
         elif var.ctype.kind in ("array", "struct"):
@@ -82,12 +86,27 @@ class PointsTo:
         var = self.model.variables.get(origin[6:])
         return bool(var and var.ctype.restrict)
 
+    def unknown(self, name: str) -> bool:
+        """Whether the pointer may point anywhere (as far as this function can tell)."""
+        return any(o == UNKNOWN or o.startswith("loaded:") for o in self.origins(name))
+
+    def declared_restrict(self, name: str) -> bool:
+        var = self.model.variables.get(name)
+        return bool(var and var.storage in ("param", "local") and var.ctype.kind == "pointer"
+                    and var.ctype.restrict)
+
     def may_alias(self, a: str, b: str) -> bool:
-        """Whether two different names can reach overlapping memory."""
+        """Whether two different names can reach overlapping memory. A `restrict` parameter
+        never does (C's promise: what it points to is reached through it alone), nor do two
+        pointers both declared `restrict`."""
+        if self.declared_restrict(a) and self.declared_restrict(b):
+            return False
+        if any(self.declared_restrict(n) and self.model.variables[n].storage == "param" for n in (a, b)):
+            return False
         oa, ob = self.origins(a), self.origins(b)
         if oa & ob:
             return True
-        if UNKNOWN in oa or UNKNOWN in ob:
+        if self.unknown(a) or self.unknown(b):
             return True
         return any(self._external_pair(x, y) for x in oa for y in ob)
 

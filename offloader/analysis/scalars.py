@@ -20,12 +20,23 @@ def dominates(write: Event, use: Event) -> bool:
     return w_block == u_block and u_index >= w_index and use.chain[: len(write.chain)] == write.chain
 
 
+@dataclass(frozen=True)
+class CarriedScalar:
+    """A scalar one iteration leaves for another: `written` by the earlier, `read` by the later."""
+
+    name: str
+    noun: str                 # scalar or pointer
+    why: str                  # address, exposed or conditional
+    written: Event
+    read: Event
+
+
 @dataclass
 class ScalarVerdict:
     private: set[str] = field(default_factory=set)
     lastprivate: set[str] = field(default_factory=set)
     reductions: dict[str, str] = field(default_factory=dict)
-    carried: list[str] = field(default_factory=list)       # reasons
+    carried: list[CarriedScalar] = field(default_factory=list)
 
 
 def classify_scalars(model: FunctionModel, loop: Loop, var: str, events: list[Event]) -> ScalarVerdict:
@@ -43,8 +54,7 @@ def classify_scalars(model: FunctionModel, loop: Loop, var: str, events: list[Ev
         variable = model.variables.get(name)
         noun = "pointer" if variable is not None and variable.ctype.kind == "pointer" else "scalar"
         if any(e.address_taken for e in model.events if isinstance(e, ScalarAccess) and e.name == name):
-            verdict.carried.append(f"{noun} `{name}` is written at {writes[0].location} and its address "
-                                   "is taken, so other accesses cannot be followed")
+            verdict.carried.append(CarriedScalar(name, noun, "address", writes[0], writes[0]))
             continue
         ops = {a.reduction for a in accesses}
         if None not in ops and len(ops) == 1 and variable is not None and variable.ctype.kind in ("scalar", "float"):
@@ -52,11 +62,7 @@ def classify_scalars(model: FunctionModel, loop: Loop, var: str, events: list[Ev
             continue
         exposed = [a for a in accesses if a.read and not any(dominates(w, a) for w in writes)]
         if exposed:
-            read = exposed[0]
-            source = max(writes, key=lambda w: w.seq)
-            verdict.carried.append(
-                f"{noun} `{name}` is read at {read.location} before it is written in the same "
-                f"iteration, so it carries the value written at {source.location} by the previous iteration")
+            verdict.carried.append(CarriedScalar(name, noun, "exposed", max(writes, key=lambda w: w.seq), exposed[0]))
             continue
         verdict.private.add(name)
         if _live_after(model, loop, name):
@@ -66,9 +72,7 @@ def classify_scalars(model: FunctionModel, loop: Loop, var: str, events: list[Ev
             if always and not continues:
                 verdict.lastprivate.add(name)
             else:
-                verdict.carried.append(
-                    f"{noun} `{name}` is written in only some iterations ({writes[0].location}) and "
-                    "read after the loop, so its final value depends on iteration order")
+                verdict.carried.append(CarriedScalar(name, noun, "conditional", writes[0], writes[0]))
     return verdict
 
 

@@ -34,7 +34,7 @@ def generate_twin(region: Region, types: list[c_ast.Node]) -> str:
         lines.append(f"  {param.element} {param.name} = __init_{param.name};")
     for param in region.private + region.loop_vars:
         lines.append(f"  {_GEN.visit(param.decl)};")
-    lines += ["  " + line for line in _GEN._generate_stmt(region.top.loop.node).rstrip().splitlines()]
+    lines += ["  " + line for line in _GEN._generate_stmt(region.nest[0]).rstrip().splitlines()]
     lines += [f"  *__out_{p.name} = {p.name};" for p, _ in region.reductions]
     lines.append("}")
     return "\n".join(lines) + "\n"

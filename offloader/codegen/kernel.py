@@ -121,7 +121,7 @@ def generate_module(kernels: list[KernelSource], preamble: str) -> str:
 
 def _declare(param: Param, prefix: str = "", pointer: bool = False) -> str:
     decl = copy.deepcopy(param.decl)
-    name = prefix + param.name if prefix else safe_name(param.name)
+    name = prefix + param.name if prefix else param.ident       # prefixed: reduction variables
     decl.name = name
     node = decl.type
     while not isinstance(node, c_ast.TypeDecl):
@@ -139,10 +139,10 @@ def _flat_view(param: Param) -> Optional[tuple[str, str]]:
     if param.kind != "array" or not isinstance(param.decl.type, c_ast.PtrDecl) \
             or not isinstance(param.decl.type.type, c_ast.ArrayDecl):
         return None
-    flat = f"__flat_{param.name}"
+    flat = f"__flat_{param.ident}"
     pointer = f"{param.element} *{flat}"
     view = _declare(param)
-    cast_target = re.sub(r"\(\s*\*\s*" + re.escape(safe_name(param.name)) + r"\s*\)", "(*)", view, count=1)
+    cast_target = re.sub(r"\(\s*\*\s*" + re.escape(param.ident) + r"\s*\)", "(*)", view, count=1)
     return pointer, f"  {view} = ({cast_target}){flat};"
 
 
@@ -167,8 +167,7 @@ def _loop_type(region: Region, var: str) -> str:
 
 def _nest(region: Region, axes: tuple[int, ...]) -> list[str]:
     lines, indent = [], "  "
-    for k, (verdict, axis) in enumerate(zip(region.mapped, axes)):
-        header = verdict.header
+    for k, (header, axis) in enumerate(zip(region.headers, axes)):
         a = AXES[axis]
         start, end = to_cuda(header.start), to_cuda(header.end)
         if header.inclusive:
@@ -183,7 +182,7 @@ def _nest(region: Region, axes: tuple[int, ...]) -> list[str]:
         indent += "  "
     for param in region.private:
         lines.append(f"{indent}{to_cuda(param.decl)};")
-    body = _renamed(region.mapped[-1].loop.node.stmt, {p.name: f"__r_{p.name}" for p, _ in region.reductions})
+    body = _renamed(region.nest[-1].stmt, {p.name: f"__r_{p.name}" for p, _ in region.reductions})
     lines += [indent + line for line in to_cuda_statement(body).rstrip().splitlines()]
     for k in range(len(region.mapped) - 1, -1, -1):
         indent = indent[:-2]

@@ -13,23 +13,34 @@ from pycparser import c_ast, c_generator
 
 from ..frontend.walk import walk
 from ..analysis import AnalysisResult
-from ..analysis.ctypes_model import Variable
+from ..analysis.ctypes_model import TypeTable, Variable
+from ..analysis.header import Header, parse_header
+from ..analysis.loads import substitute
 from ..analysis.model import FunctionModel
 from ..analysis.poly import to_poly
 from ..analysis.verdicts import LoopVerdict
 from .cxx import safe_name
 
 MAX_MAPPED = 3
+PRIVATE_ARRAY_BYTES = 16 << 10          # a per-thread copy larger than this would spill badly
+_SCALAR_BYTES = {"char": 1, "short": 2, "int": 4, "float": 4, "long": 8, "double": 8}
 
 
 @dataclass(frozen=True)
 class Param:
-    """One kernel argument. kind: array (a pointer), scalar (by value), reduction, lastprivate."""
+    """One kernel argument. kind: array (a pointer), scalar (by value), reduction, local.
+    `name` is what the analysis and the runtime call it (`p->x` for a loaded field), `ident`
+    the C identifier the kernel and the twin use."""
 
     name: str
     kind: str
     decl: c_ast.Decl          # the variable's declaration, as a parameter of this name and type
     element: str              # C type of one element (arrays) or of the value (scalars)
+    ident: str = ""
+
+    def __post_init__(self):
+        if not self.ident:
+            object.__setattr__(self, "ident", safe_name(self.name))
 
 
 @dataclass(frozen=True)
@@ -43,6 +54,11 @@ class Region:
     loop_vars: tuple[Param, ...]          # mapped loops' variables declared before the loop
     reductions: tuple[tuple[Param, str], ...]
     helpers: tuple[c_ast.FuncDef, ...]    # pure user functions the region calls
+    nest: tuple[c_ast.For, ...] = ()      # the mapped loops as the kernel runs them: loaded
+                                          # fields replaced by their parameters' identifiers
+    headers: tuple[Header, ...] = ()      # ... and their headers
+    places: tuple[str, ...] = ()          # loaded fields the kernel does not use (`m->g` of
+                                          # `m->g->u`): the runtime only checks their bytes
 
     @property
     def top(self) -> LoopVerdict:
@@ -81,12 +97,18 @@ def find_regions(result: AnalysisResult) -> tuple[list[Region], list[Rejection]]
     return regions, rejections
 
 
+def _only_statement(loop: c_ast.For) -> c_ast.Node:
+    """The body of a loop, or its one statement when the body is a block of one."""
+    body = loop.stmt
+    if isinstance(body, c_ast.Compound) and body.block_items and len(body.block_items) == 1:
+        return body.block_items[0]
+    return body
+
+
 def _mapped_nest(top: LoopVerdict, by_loop_id: dict[int, LoopVerdict]) -> tuple[LoopVerdict, ...]:
     nest = [top]
     while len(nest) < MAX_MAPPED:
-        body = nest[-1].loop.node.stmt
-        if isinstance(body, c_ast.Compound) and body.block_items and len(body.block_items) == 1:
-            body = body.block_items[0]
+        body = _only_statement(nest[-1].loop.node)
         inner = next((by_loop_id[c] for c in nest[-1].loop.children
                       if by_loop_id[c].loop.node is body), None)
         if inner is None or inner.verdict != "parallel" or inner.header is None:
@@ -107,9 +129,16 @@ def _build(region_id: int, loop_index: int, top: LoopVerdict, by_loop_id, result
                           + ") need last-iteration values, which the generator does not produce yet")
     typedefs = _typedefs(program, model)
     params, helpers = [], _helpers(top, model, program)
-    names = _free_names(top.loop.node, model) - inside_vars - top.loop.declared_inside - special
+    loop = substitute(top.loop.node, {name: value.ident for name, value in top.loaded.items()})
+    nest = _nest_of(loop, len(mapped))
+    names = _free_names(loop, model) - inside_vars - top.loop.declared_inside - special
     for name in sorted(names):
-        params.append(_param(model.variables[name], name, typedefs))
+        params.append(_param(model.variables[name], name, typedefs, model.types))
+    used = {n.name for n in walk(loop) if isinstance(n, c_ast.ID)}
+    for name, value in sorted(top.loaded.items()):
+        if value.ident in used:
+            params.append(_param(model.variables[name], name, typedefs, model.types, value.ident))
+    places = tuple(sorted(name for name, value in top.loaded.items() if value.ident not in used))
     mapped_vars = {v.header.var for v in mapped}
     private = [_local(model.variables[n], n, typedefs) for n in sorted(top.private - mapped_vars)]
     loop_vars = [_local(model.variables[v.header.var], v.header.var, typedefs) for v in mapped
@@ -119,7 +148,16 @@ def _build(region_id: int, loop_index: int, top: LoopVerdict, by_loop_id, result
         if param.kind in ("scalar", "reduction") and param.element in ("long double",):
             raise RegionError(f"`{param.name}` is a long double, which GPUs do not have")
     return Region(region_id, loop_index, model, mapped, tuple(params), tuple(private),
-                  tuple(loop_vars), tuple(reductions), tuple(helpers))
+                  tuple(loop_vars), tuple(reductions), tuple(helpers), nest,
+                  tuple(parse_header(node)[0] for node in nest), places)
+
+
+def _nest_of(loop: c_ast.For, depth: int) -> tuple[c_ast.For, ...]:
+    """The first `depth` loops of a perfect nest (as _mapped_nest found them)."""
+    nest = [loop]
+    while len(nest) < depth:
+        nest.append(_only_statement(nest[-1]))
+    return tuple(nest)
 
 
 def _free_names(node: c_ast.Node, model: FunctionModel) -> set[str]:
@@ -160,32 +198,76 @@ def _plain_scalars(node: c_ast.Node, typedefs: dict[str, c_ast.Node]) -> None:
             child.quals = list(dict.fromkeys(child.quals + target.quals))
 
 
-def _param(variable: Variable, name: str, typedefs: dict[str, c_ast.Node]) -> Param:
+def _param(variable: Variable, name: str, typedefs: dict[str, c_ast.Node], types: TypeTable,
+           ident: str = "") -> Param:
     kind = variable.ctype.kind
     inner = variable.ctype.inner
+    ident = ident or safe_name(name)
     if kind in ("array", "pointer") and inner is not None and inner.kind == "pointer":
         raise RegionError(f"`{name}` holds pointers (rows of an array); the device cannot follow host pointers")
-    decl = _as_declaration(variable, name, typedefs)
+    if kind in ("array", "pointer") and _holds_pointers(inner, types):
+        raise RegionError(f"`{name}` points to structs that hold pointers; the device cannot follow host "
+                          "pointers (the loop reaches them in a way that cannot be loaded once at its entry)")
+    decl = _as_declaration(variable, name, typedefs, ident)
     if kind == "array":
         _check_constant_dims(variable, name)
         decl.type = c_ast.PtrDecl([], decl.type.type)          # A[N][M] -> (*A)[M]
-        return Param(name, "array", decl, _element_of(decl))
+        return Param(name, "array", decl, _element_of(decl), ident)
     if kind == "pointer":
-        return Param(name, "array", decl, _element_of(decl))
+        return Param(name, "array", decl, _element_of(decl), ident)
     if kind in ("scalar", "float"):
-        return Param(name, "scalar", decl, _element_of(decl))
-    raise RegionError(f"`{name}` is a {kind} value; the generator passes only arrays, pointers "
-                      "and plain scalars to kernels")
+        return Param(name, "scalar", decl, _element_of(decl), ident)
+    raise RegionError(f"`{name}` is a {kind} value used as a whole; the generator passes only arrays, pointers, "
+                      "plain scalars and the fields the loop reads to kernels")
+
+
+def _holds_pointers(ctype, types: TypeTable, depth: int = 0) -> bool:
+    """Whether values of this type contain pointers (struct members, nested structs, arrays)."""
+    if ctype is None or depth > 8:
+        return False
+    if ctype.kind == "pointer":
+        return True
+    if ctype.kind == "array":
+        return _holds_pointers(ctype.inner, types, depth + 1)
+    if ctype.kind in ("struct", "union"):
+        members = types.structs.get(ctype.struct or "", {})
+        return any(_holds_pointers(types.resolve(node), types, depth + 1) for node in members.values())
+    return False
 
 
 def _local(variable: Variable, name: str, typedefs: dict[str, c_ast.Node]) -> Param:
-    if variable.ctype.kind not in ("scalar", "float"):
-        raise RegionError(f"private `{name}` is a {variable.ctype.kind}; only plain scalars can be private")
+    """A variable each thread gets its own copy of: a plain scalar, or a small array of them
+    of constant size (registers or local memory)."""
+    kind = variable.ctype.kind
+    if kind == "array":
+        decl = _as_declaration(variable, name, typedefs)
+        _check_private_array(decl, name)
+        return Param(name, "local", decl, _element_of(decl))
+    if kind not in ("scalar", "float"):
+        raise RegionError(f"private `{name}` is a {kind}; only plain scalars and arrays of them can be private")
     decl = _as_declaration(variable, name, typedefs)
     return Param(name, "local", decl, _element_of(decl))
 
 
-def _as_declaration(variable: Variable, name: str, typedefs: dict[str, c_ast.Node]) -> c_ast.Decl:
+def _check_private_array(decl: c_ast.Decl, name: str) -> None:
+    count, node = 1, decl.type
+    while isinstance(node, c_ast.ArrayDecl):
+        value = to_poly(node.dim, lambda n: None) if node.dim is not None else None
+        if value is None or value.constant_value() is None:
+            raise RegionError(f"private array `{name}` has no constant size; per-thread copies need one")
+        count *= value.constant_value()
+        node = node.type
+    element = _element_of(decl)
+    words = element.replace("unsigned", "").replace("signed", "").split()
+    size = _SCALAR_BYTES.get(words[-1] if words else "int")
+    if size is None or "*" in element:
+        raise RegionError(f"private array `{name}` holds `{element}`; per-thread copies are made of plain scalars only")
+    if count * size > PRIVATE_ARRAY_BYTES:
+        raise RegionError(f"private array `{name}` takes {count * size} bytes; per-thread copies larger than "
+                          f"{PRIVATE_ARRAY_BYTES} bytes are not generated")
+
+
+def _as_declaration(variable: Variable, name: str, typedefs: dict[str, c_ast.Node], ident: str = "") -> c_ast.Decl:
     decl = variable.decl
     if not isinstance(decl, c_ast.Decl):
         raise RegionError(f"the generator cannot see how `{name}` is declared")
@@ -194,8 +276,8 @@ def _as_declaration(variable: Variable, name: str, typedefs: dict[str, c_ast.Nod
     for child in walk(decl.type):
         if isinstance(child, (c_ast.Struct, c_ast.Union)) and child.decls is not None:
             child.decls = None                                 # name the type, don't redefine it
-    decl.name = safe_name(name)
-    _innermost(decl.type).declname = safe_name(name)
+    decl.name = ident or safe_name(name)
+    _innermost(decl.type).declname = decl.name
     _plain_scalars(decl.type, typedefs)
     return decl
 

@@ -11,13 +11,18 @@ ADDRS holds the address of every variable the region touches, one slot each, in 
   1. `param`     each of Region.params, in kernel parameter order;
   2. `reduction` each reduction variable, in Region.reductions order;
   3. `loopvar`   each mapped loop's variable that is declared before the loop, outermost first
-                 (the runtime writes its final value back).
+                 (the runtime writes its final value back);
+  4. `place`     each field the region loads only to reach another one (`m->g` of `m->g->u`),
+                 named by its expression: nothing the region writes may overlap its bytes.
 SIZES[k] is sizeof the variable of slot k where C knows it (arrays, scalars), else -1
 (pointer variables, arrays of incomplete type); SIZES[n + k], for n slots, is the size of one
 element of slot k (of its value, for a scalar). A slot's kind says how to read it:
   pointer  ADDRS[k] is the address of a pointer variable: the data is at *(void **)ADDRS[k];
   array    ADDRS[k] is the array itself (its first element);
-  scalar   ADDRS[k] is the value; `value` says how its SIZES[k] bytes read (int, uint, float).
+  scalar   ADDRS[k] is the value; `value` says how its SIZES[k] bytes read (int, uint, float);
+  place    ADDRS[k] is where the field lies, SIZES[k] bytes.
+A slot's name is the variable's, or for a field loaded once at the region's entry the C
+expression that reads it (`p->x`, `A.rowptr`): `&NAME` is what ADDRS holds.
 When dispatch returns 0 the original loop runs on the CPU; non-zero means the runtime ran the
 region and wrote back everything the loop would have left behind.
 
@@ -41,8 +46,8 @@ MANIFEST_SCHEMA = 1
 class Slot:
     index: int
     name: str
-    role: str              # param | reduction | loopvar
-    kind: str              # pointer | array | scalar
+    role: str              # param | reduction | loopvar | place
+    kind: str              # pointer | array | scalar | place
     element: str           # C type of one element (pointer, array) or of the value (scalar)
     value: str = ""        # scalars: int, uint or float
     sized: bool = True     # SIZES[k] is sizeof(name); False: it is -1

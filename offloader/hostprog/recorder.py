@@ -62,6 +62,8 @@ class Recorder:
 
     def _read(self, slot: Slot, address: int, size: int) -> dict:
         seen = {"name": slot.name, "role": slot.role, "kind": slot.kind}
+        if slot.kind == "place":
+            return seen
         if slot.kind == "scalar":
             layout = _FORMATS.get((slot.value, size))
             seen["value"] = struct.unpack(layout, ctypes.string_at(address, size))[0] if layout else None

@@ -108,6 +108,8 @@ int __offload_call_key(void **addrs, const long long *sizes, const unsigned char
         int bytes = kinds[k] == OFFLOAD_KEY_SCALAR ? (int)sizes[k] : kinds[k] == OFFLOAD_KEY_POINTER ? 8 : 0;
         if (kinds[k] > OFFLOAD_KEY_ADDRESS || bytes < 0 || used + (int)sizeof(void *) + bytes > capacity)
             return -1;
+        if (bytes && (uintptr_t)addrs[k] < 4096)
+            return -1;                                      /* `&p->n` with p NULL: the dispatcher says why */
         memcpy(out + used, &addrs[k], sizeof(void *));     /* where the variable lies: checks use it */
         used += (int)sizeof(void *);
         memcpy(out + used, addrs[k], (size_t)bytes);       /* and what it holds */

@@ -25,6 +25,8 @@ def region_slots(region: Region) -> tuple[Slot, ...]:
     for level, verdict in enumerate(region.mapped):
         if not verdict.header.declares_var:
             slots.append(_slot(len(slots), variables[verdict.header.var], "loopvar", level=level))
+    for name in region.places:
+        slots.append(Slot(len(slots), name, "place", "place", element_text(variables[name])))
     return tuple(slots)
 
 

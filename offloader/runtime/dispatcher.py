@@ -36,6 +36,7 @@ from .region_check import compare_region, run_twin
 from .residency import Allocation, Residency, ResidencyFull, Runs, Traffic
 
 PREPARED = 32              # prepared calls kept per region (time steps repeat a few)
+NULL_PAGE = 4096           # no variable lives below this address
 SHAPES = 16                # distinct call shapes recorded per region
 KEY_BYTES = 4096
 _KEY_KINDS = {"scalar": 1, "pointer": 2, "array": 3, "place": 3}   # runtime.h OFFLOAD_KEY_*; loop variables: 0
@@ -145,7 +146,7 @@ class DeviceDispatcher:
                                   ctypes.c_void_p, ctypes.c_int]
         self.call_key.restype = ctypes.c_int
         self.scalar_types: dict[str, np.dtype] = {}
-        self.scalar_places: dict[str, tuple[int, int]] = {}    # address and size, for no-alias checks
+        self.places: dict[str, tuple[int, int]] = {}    # where each slot's variable lives: address, size
 
     # ---- the callback ------------------------------------------------------------------
     def __call__(self, region_id: int, addrs, sizes) -> int:
@@ -342,16 +343,21 @@ class DeviceDispatcher:
         for slot in region.slots:
             address = addrs[slot.index]
             element_size = sizes[count + slot.index]
-            if slot.kind == "scalar":
+            if address < NULL_PAGE:                       # `&p->n` with p NULL: nothing to read
+                raise CpuFallback(f"`{slot.name}` is read through a null pointer")
+            if slot.kind == "place":
+                self.places[slot.name] = (address, sizes[slot.index])
+            elif slot.kind == "scalar":
                 scalars[slot.name] = _read_scalar(address, slot, sizes[slot.index])
                 self.scalar_types[slot.name] = scalar_dtype(slot, sizes[slot.index])
-                self.scalar_places[slot.name] = (address, sizes[slot.index])
+                self.places[slot.name] = (address, sizes[slot.index])
             elif slot.kind == "array":
                 if sizes[slot.index] <= 0:
                     raise CpuFallback(f"the size of array `{slot.name}` is not known")
                 tracked = self.block_kind(address)
                 extents[slot.name] = Extent(slot, address, address, sizes[slot.index], element_size, tracked)
             else:
+                self.places[slot.name] = (address, ctypes.sizeof(ctypes.c_void_p))
                 pointer = ctypes.c_void_p.from_address(address).value
                 base, size = ctypes.c_void_p(), ctypes.c_longlong()
                 if not pointer or not self.lookup(pointer, ctypes.byref(base), ctypes.byref(size)):
@@ -362,8 +368,7 @@ class DeviceDispatcher:
 
     def _check_overlap(self, plan: KernelPlan, extents: dict[str, Extent], stats: RegionStats) -> None:
         places = {n: (extents[n].base, extents[n].size) for n in plan.no_alias if n in extents}
-        places.update({n: self.scalar_places[n] for n in plan.no_alias
-                       if n not in extents and n in self.scalar_places})
+        places.update({n: self.places[n] for n in plan.no_alias if n not in extents and n in self.places})
         names = sorted(places)
         for i, a in enumerate(names):
             for b in names[i + 1:]:
@@ -371,6 +376,15 @@ class DeviceDispatcher:
                 if x < y + ys and y < x + xs:
                     stats.alias_fallbacks += 1
                     raise CpuFallback(f"`{a}` and `{b}` overlap in memory")
+        # A field loaded once at entry must not be stored to by the loop (analysis: not-written).
+        for name in plan.not_written:
+            x, xs = self.places[name]
+            for written in plan.writes:
+                if written in extents and x < extents[written].base + extents[written].size \
+                        and extents[written].base < x + xs:
+                    stats.alias_fallbacks += 1
+                    raise CpuFallback(f"`{name}` is loaded from memory that `{written}`, which the loop writes, "
+                                      "overlaps")
 
     def _finals(self, region: HostRegion, plan: KernelPlan, scalars) -> dict:
         if not any(slot.role == "loopvar" for slot in region.slots):

@@ -70,6 +70,7 @@ class KernelPlan:
     footprints: tuple[Footprint, ...] = ()
     ranges: tuple[LoopRange, ...] = ()
     axes: tuple[int, ...] = ()          # grid axis of each mapped loop (0 = x); () = the default
+    not_written: tuple[str, ...] = ()   # loaded fields whose bytes no written array may overlap
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -85,8 +86,8 @@ class KernelPlan:
         data["loops"] = tuple(LoopBounds(**loop) for loop in data["loops"])
         data["footprints"] = tuple(Footprint(**{**f, "loops": tuple(f["loops"])}) for f in data.get("footprints", ()))
         data["ranges"] = tuple(LoopRange(**r) for r in data.get("ranges", ()))
-        for key in ("arguments", "block", "writes", "no_alias", "axes"):
-            data[key] = tuple(data[key])
+        for key in ("arguments", "block", "writes", "no_alias", "axes", "not_written"):
+            data[key] = tuple(data.get(key, ()))
         return cls(**data)
 
 
@@ -94,16 +95,18 @@ def plan_for(kernel: KernelSource) -> KernelPlan:
     region = kernel.region
     depth = len(region.mapped)
     loops = []
-    for verdict in region.mapped:
-        header = verdict.header
-        symbols = lambda name: Poly.symbol(name)  # noqa: E731 - every name stands for its value
+    # Every name stands for its value; a loaded field's identifier for the slot it is read from.
+    named = {p.ident: p.name for p in region.params if p.ident != p.name}
+    symbols = lambda name: Poly.symbol(named.get(name, name))  # noqa: E731
+    for header in region.headers:
         start, end = to_poly(header.start, symbols), to_poly(header.end, symbols)
         loops.append(LoopBounds(header.var, _terms(start), _terms(end), header.step, header.inclusive))
     footprints, ranges = region_footprints(region)
     return KernelPlan(region.id, kernel.name, kernel.final_name, kernel.arguments, kernel.variant.waves,
                       tuple(kernel.variant.block_for(depth)), tuple(sorted(region.top.writes)),
                       tuple(sorted(region.top.no_alias)),
-                      tuple(loops), footprints, ranges, tuple(kernel.variant.axes_for(depth)))
+                      tuple(loops), footprints, ranges, tuple(kernel.variant.axes_for(depth)),
+                      tuple(sorted(region.top.not_written)))
 
 
 def region_footprints(region: Region) -> tuple[tuple[Footprint, ...], tuple[LoopRange, ...]]:
